@@ -1,0 +1,1 @@
+//! Authentication primitives (placeholder, being written).

@@ -1,0 +1,1 @@
+//! Energy maths (placeholder, being written).

@@ -1,0 +1,1 @@
+//! deyehard-opendtu (being written).

@@ -1,0 +1,1 @@
+//! deyehard-solarman (being written).

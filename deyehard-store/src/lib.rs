@@ -1,0 +1,1 @@
+//! deyehard-store (being written).

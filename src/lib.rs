@@ -1,0 +1,1 @@
+//! deyehard facade (being written).
