@@ -1,0 +1,168 @@
+//! Command line of `deyehard-server`.
+//!
+//! Every flag can also come from the environment (names in the flag docs); flags win.
+//! `--data-dir` is global: it may stand before or after the subcommand.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Monitoring for solar inverters: web app, JSON API, OpenDTU ingestion and Solarman collector.
+#[derive(Debug, Parser)]
+#[command(name = "deyehard-server", version, about)]
+pub struct Cli {
+    /// Where the embedded database, generated secrets, the outbox and the spool live.
+    #[arg(long, global = true, env = "DEYEHARD_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// PostgreSQL URL (`postgres://…`); unset means the embedded SQLite database in the data directory.
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Days of raw readings and raw frames to keep.
+    #[arg(long, global = true, env = "DEYEHARD_RETENTION_DAYS", default_value_t = 730)]
+    pub retention_days: u32,
+
+    /// Log format.
+    #[arg(long, global = true, env = "DEYEHARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the web app, the API and (unless disabled) the Solarman collector.
+    Serve(ServeArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Apikey(ApiKeyCommand),
+    /// Manage inverters.
+    #[command(subcommand)]
+    Inverter(InverterCommand),
+}
+
+/// Options of `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address of the web app and API.
+    #[arg(long, env = "DEYEHARD_LISTEN", default_value = "0.0.0.0:8000")]
+    pub listen: SocketAddr,
+    /// Address of the Solarman collector (TCP, port 10000 is what loggers use); `off` disables it.
+    #[arg(long, env = "DEYEHARD_COLLECTOR_LISTEN", default_value = "0.0.0.0:10000")]
+    pub collector_listen: CollectorListen,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8000)),
+            collector_listen: CollectorListen(Some(SocketAddr::from(([0, 0, 0, 0], 10000)))),
+        }
+    }
+}
+
+/// The collector's listen address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CollectorListen(pub Option<SocketAddr>);
+
+impl std::str::FromStr for CollectorListen {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("off") || s.eq_ignore_ascii_case("none") {
+            return Ok(Self(None));
+        }
+        s.parse()
+            .map(|a| Self(Some(a)))
+            .map_err(|e| format!("{s:?} is not an address like 0.0.0.0:10000 or `off`: {e}"))
+    }
+}
+
+/// `user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user.
+    Add {
+        /// Email address (the login).
+        #[arg(long)]
+        email: String,
+        /// Password (must satisfy the password policy).
+        #[arg(long)]
+        password: String,
+        /// Display name (default: the part of the email before `@`).
+        #[arg(long)]
+        name: Option<String>,
+        /// IANA time zone.
+        #[arg(long, default_value = "Europe/Berlin")]
+        time_zone: String,
+        /// Mark the email address as verified.
+        #[arg(long)]
+        verified: bool,
+        /// Make the user an administrator.
+        #[arg(long)]
+        superuser: bool,
+    },
+}
+
+/// `apikey …`
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create an API key and print it (alone) on stdout.
+    Create {
+        /// Email of the owner.
+        #[arg(long)]
+        user: String,
+        /// A name for the key (e.g. the DTU it is for).
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+}
+
+/// `inverter …`
+#[derive(Debug, Subcommand)]
+pub enum InverterCommand {
+    /// Register an inverter for a user and print its id.
+    Add(InverterAddArgs),
+}
+
+/// Options of `inverter add`.
+#[derive(Debug, Clone, Args)]
+pub struct InverterAddArgs {
+    /// Email of the owner.
+    #[arg(long)]
+    pub user: String,
+    /// `opendtu`, `solarman` or `victron`.
+    #[arg(long)]
+    pub kind: String,
+    /// Device serial (the Hoymiles serial for OpenDTU; optional for Solarman, filled from the frames).
+    #[arg(long)]
+    pub serial: Option<String>,
+    /// Solarman logger serial (the number on the stick's label).
+    #[arg(long)]
+    pub logger_serial: Option<String>,
+    /// Display name.
+    #[arg(long)]
+    pub name: String,
+    /// Rated AC power, W.
+    #[arg(long)]
+    pub rated_power: Option<f64>,
+    /// Number of MPPT inputs.
+    #[arg(long)]
+    pub mppts: Option<u8>,
+}
