@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
+use chrono::{DateTime, FixedOffset, SecondsFormat, TimeDelta, TimeZone, Utc};
 use deyehard_core::DeviceSerial;
 
 use crate::model::{Inverter, Push};
@@ -93,7 +93,12 @@ impl fmt::Display for DeviceRef {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ValidationIssue {
     /// The timestamp is before [`Limits::earliest`] (the DTU clock is probably not set).
-    #[error("timestamp: {timestamp} is {} before the earliest accepted time {earliest} (is the device clock set?)", human(*.earliest - .timestamp.to_utc()))]
+    #[error(
+        "timestamp: {} is {} before the earliest accepted time {} (is the device clock set?)",
+        rfc3339(.timestamp),
+        human(*.earliest - .timestamp.to_utc()),
+        rfc3339(.earliest)
+    )]
     TimestampTooEarly {
         /// The timestamp sent.
         timestamp: DateTime<FixedOffset>,
@@ -101,7 +106,13 @@ pub enum ValidationIssue {
         earliest: DateTime<Utc>,
     },
     /// The timestamp is more than [`Limits::max_ahead`] after the server clock.
-    #[error("timestamp: {timestamp} is {} ahead of the server clock ({now}); at most {} is accepted", human(.timestamp.to_utc() - *.now), human(*.max_ahead))]
+    #[error(
+        "timestamp: {} is {} ahead of the server clock ({}); at most {} is accepted",
+        rfc3339(.timestamp),
+        human(.timestamp.to_utc() - *.now),
+        rfc3339(.now),
+        human(*.max_ahead)
+    )]
     TimestampInFuture {
         /// The timestamp sent.
         timestamp: DateTime<FixedOffset>,
@@ -180,6 +191,14 @@ pub enum ValidationIssue {
         /// What is accepted, e.g. "a finite number of at least -1".
         expected: String,
     },
+}
+
+/// `2025-10-19T17:54:43+02:00`, or `…Z` for UTC.
+fn rfc3339<Tz: TimeZone>(t: &DateTime<Tz>) -> String
+where
+    Tz::Offset: fmt::Display,
+{
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
 /// Formats a duration with its two largest units: `2 h 5 min`, `18262 days 0 h`, `42 s`.
