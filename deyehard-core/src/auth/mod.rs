@@ -17,9 +17,15 @@
 //! hundreds of milliseconds of CPU): async callers run them on a blocking thread
 //! (`tokio::task::spawn_blocking`). Everything else here is cheap.
 
+pub mod api_key;
 pub mod password;
+pub mod session;
 
 pub use password::PolicyError;
+
+use rand::Rng;
+use rand::rand_core::UnwrapErr;
+use rand::rngs::SysRng;
 
 /// What can go wrong in the authentication primitives, apart from the password policy
 /// ([`PolicyError`]).
@@ -60,4 +66,28 @@ pub enum AuthError {
     /// A session token was ours but its lifetime is over.
     #[error("the session token has expired")]
     ExpiredToken,
+}
+
+/// `N` bytes from the operating system's random source.
+///
+/// # Panics
+/// Only if the operating system cannot provide randomness at all, in which case no secret
+/// can be made safely (the same contract as `rand::rng()`).
+pub(crate) fn os_random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    UnwrapErr(SysRng).fill_bytes(&mut bytes);
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_random_differs_between_calls() {
+        let a: [u8; 32] = os_random();
+        let b: [u8; 32] = os_random();
+        assert_ne!(a, b);
+        assert_ne!(a, [0u8; 32]);
+    }
 }
