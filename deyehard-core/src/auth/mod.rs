@@ -18,9 +18,11 @@
 //! (`tokio::task::spawn_blocking`). Everything else here is cheap.
 
 pub mod api_key;
+pub mod onetime;
 pub mod password;
 pub mod session;
 
+pub use onetime::TokenError;
 pub use password::PolicyError;
 
 use rand::Rng;
@@ -28,7 +30,7 @@ use rand::rand_core::UnwrapErr;
 use rand::rngs::SysRng;
 
 /// What can go wrong in the authentication primitives, apart from the password policy
-/// ([`PolicyError`]).
+/// ([`PolicyError`]) and one-time links ([`TokenError`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// A stored password hash cannot be used: it is not a PHC argon2id or bcrypt string,
