@@ -20,6 +20,7 @@ use deyehard_store::Store;
 use tokio::net::TcpListener;
 
 pub use commands::open_store;
+pub use deyehard_collector::shutdown_signal;
 pub use http::{AppState, app};
 
 /// Parses the command line, runs the command and maps the outcome to an exit code.
@@ -63,33 +64,4 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let state = AppState::new(store);
     http::serve(listener, state, shutdown).await
-}
-
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down");
 }
