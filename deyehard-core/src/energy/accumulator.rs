@@ -13,6 +13,10 @@ const NOISE_WH: f64 = 1e-6;
 /// Serializable per-inverter accumulator state (all fields public so a store can keep them in
 /// columns): the last *trusted* values seen. Glitched counter values are never adopted as the
 /// baseline.
+///
+/// Persist the floats exactly (`DOUBLE PRECISION` / `REAL` columns; JSON through serde_json
+/// only with its `float_roundtrip` feature, whose default parser may be one bit off), or the
+/// incremental and the recomputed energy can differ in the last digits.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AccumulatorState {
