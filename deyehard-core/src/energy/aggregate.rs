@@ -149,6 +149,34 @@ mod tests {
     }
 
     #[test]
+    fn of_samples_with_the_same_time_the_first_given_counts() {
+        // as in a store, where the first row stored for a time wins
+        let start = day_bounds(d(2025, 6, 15), Berlin).0;
+        let at = |minutes| start + TimeDelta::minutes(minutes);
+        let stale = EnergySample {
+            reachable: false,
+            ..counter_sample(at(1), 1000.0)
+        };
+        let late_duplicate = EnergySample {
+            power_w: Some(700.0),
+            ..counter_sample(at(1), 1010.0)
+        };
+        let samples = [
+            counter_sample(at(0), 1000.0),
+            stale,
+            late_duplicate,
+            counter_sample(at(2), 1020.0),
+        ];
+        let expected = DayEnergy {
+            energy_wh: 20.0,
+            peak_power_w: Some(100.0),
+            samples: 3,
+        };
+        let days = daily_energy(&samples, Berlin, &EnergyRules::default());
+        assert_eq!(days[&d(2025, 6, 15)], expected);
+    }
+
+    #[test]
     fn days_with_samples_but_no_energy_appear_with_zero() {
         let start = day_bounds(d(2025, 6, 15), Berlin).0;
         let unreachable = EnergySample {

@@ -409,10 +409,14 @@ mod tests {
         let total: TimeDelta = buckets.iter().map(|b| b.end - b.start).sum();
         assert_eq!(total, TimeDelta::minutes(23 * 60 + 30));
         assert_eq!(buckets.len(), 24);
+        let at = |h, m| NaiveTime::from_hms_opt(h, m, 0).unwrap();
+        assert_eq!(buckets[2].label.time(), at(2, 30));
+        assert_eq!(buckets[2].end - buckets[2].start, TimeDelta::minutes(30));
+        assert_eq!(buckets[3].label.time(), at(3, 0));
         assert!(
             buckets
                 .iter()
-                .any(|b| b.end - b.start == TimeDelta::minutes(30))
+                .all(|b| b.label.minute() == 0 || b.label.time() == at(2, 30))
         );
     }
 
