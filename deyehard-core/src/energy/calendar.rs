@@ -72,7 +72,7 @@ fn first_instant_at_or_after(local: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
 /// (which lies in a DST gap). `None` when the search window leaves chrono's range.
 fn gap_end(local: NaiveDateTime, tz: Tz) -> Option<DateTime<Utc>> {
     let naive_seconds = local.and_utc().timestamp();
-    // local time lags this instant by the offset: before the window it is still earlier
+    // read as UTC, `local` ± the window is an instant whose local time is surely before / after it
     let mut before = naive_seconds.checked_sub(OFFSET_WINDOW_SECONDS)?;
     let mut at_or_after = naive_seconds.checked_add(OFFSET_WINDOW_SECONDS)?;
     DateTime::from_timestamp(before, 0)?;
@@ -204,10 +204,8 @@ pub(super) fn date_bucket(first: NaiveDate, end: Option<NaiveDate>, tz: Tz) -> B
 
 /// `[start, end)` of the period containing `date` (weeks start Monday, ISO).
 pub fn period_bounds(period: Period, date: NaiveDate, tz: Tz) -> (DateTime<Utc>, DateTime<Utc>) {
-    let bucket = {
-        let (first, end) = period_dates(period, date);
-        date_bucket(first, end, tz)
-    };
+    let (first, end) = period_dates(period, date);
+    let bucket = date_bucket(first, end, tz);
     (bucket.start, bucket.end)
 }
 

@@ -26,10 +26,11 @@
 //!      of the real total is not mistaken for a huge increase. A rollover to 0 is still caught:
 //!      the next non-zero value is a decrease, hence a reset.
 //!    * `delta > limit`: a glitch (e.g. a 2,113,405 kWh spike, OpenDTU #1022). Not production and
-//!      not adopted. The value is remembered as *pending*: if the following sample continues
-//!      plausibly from it (a real level shift, e.g. the total coming back after a reset to a low
-//!      value), it becomes the baseline then, like after a reset: that step's energy comes from
-//!      the next source, and the jump never counts as production.
+//!      not adopted. The value is remembered as *pending*: if the following sample keeps counting
+//!      from it (`0 < next − pending ≤ limit`: a real level shift, e.g. the total coming back
+//!      after a reset to a low value), it becomes the baseline then, like after a reset: that
+//!      step's energy comes from the next source, and the jump never counts as production. A
+//!      spike repeated unchanged is never confirmed.
 //! 4. **Day counter next** (both have `yield_day`): `0 ≤ delta ≤ limit` is production. A decrease
 //!    is a reset (at midnight or when the inverter restarts at dawn): the energy since the reset
 //!    is the new value if it is within the limit (a reset to 0 at midnight gives 0), and the new
@@ -43,12 +44,16 @@
 //! 7. **Attribution**: a step belongs to the local day (or hour bucket) of the sample that ends
 //!    it: the step from 23:59 to 00:01 belongs to the new day. The day's peak power is the
 //!    highest trusted power of its reachable samples.
+//! 8. **Order**: a sample not after the state's `last_time` is refused. Of several samples with
+//!    the same time the first one given counts, as in a store where the first row stored wins.
 //!
 //! # Recomputing after a late sample
 //! [`AccumulatorState::push`] refuses a sample that is not after the state's `last_time`. The
-//! store then replays with a fresh state the samples from the last reachable sample *before* the
-//! local day of the late sample up to the newest one ([`replay`]), rewrites every day from the
-//! late sample's day on (the seed day's entry is partial) and keeps the returned state.
+//! store then replays, with a fresh state, the samples from the last reachable sample *before*
+//! the local day of the late sample up to the newest one ([`replay`]), rewrites every day from
+//! the late sample's day on (the seed day's own entry is partial: skip it) and keeps the
+//! returned state. The first sample of a replay is its baseline, so start it at a sample whose
+//! counters were trusted; after a glitch right before the day, start further back.
 //!
 //! # Calendar
 //! Days, weeks (ISO, from Monday), months and years are local to the user's time zone:
