@@ -137,6 +137,7 @@ CREATE TABLE daily_energy (
     state_power_w        double precision,
     state_yield_day_wh   double precision,
     state_yield_total_wh double precision,
+    state_pending_total_wh double precision,
     updated_at           timestamptz NOT NULL,
     PRIMARY KEY (inverter_id, day),
     FOREIGN KEY (inverter_id, user_id) REFERENCES inverters (id, user_id) ON DELETE CASCADE
@@ -152,6 +153,7 @@ CREATE TABLE energy_state (
     last_power_w        double precision,
     last_yield_day_wh   double precision,
     last_yield_total_wh double precision,
+    last_pending_total_wh double precision,
     FOREIGN KEY (inverter_id, user_id) REFERENCES inverters (id, user_id) ON DELETE CASCADE
 );
 

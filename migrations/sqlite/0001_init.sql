@@ -100,6 +100,7 @@ CREATE TABLE daily_energy (
     state_power_w        REAL,
     state_yield_day_wh   REAL,
     state_yield_total_wh REAL,
+    state_pending_total_wh REAL,
     updated_at           INTEGER NOT NULL,
     PRIMARY KEY (inverter_id, day),
     FOREIGN KEY (inverter_id, user_id) REFERENCES inverters (id, user_id) ON DELETE CASCADE
@@ -113,6 +114,7 @@ CREATE TABLE energy_state (
     last_power_w        REAL,
     last_yield_day_wh   REAL,
     last_yield_total_wh REAL,
+    last_pending_total_wh REAL,
     FOREIGN KEY (inverter_id, user_id) REFERENCES inverters (id, user_id) ON DELETE CASCADE
 ) STRICT;
 
