@@ -1,1 +1,37 @@
-//! deyehard-solarman (being written).
+//! # deyehard-solarman
+//!
+//! The Solarman V5 protocol spoken by IGEN/Solarman Wi-Fi loggers (Deye micro-inverters,
+//! LSW-3/LSW-5 sticks) that push frames to a server on TCP port 10000.
+//!
+//! What it owns, sans-io (no sockets, no tokio in the default build):
+//! - [`frame`]: the frame layout, [`check`](frame::check) / [`parse`](frame::parse) /
+//!   [`Frame::encode`];
+//! - [`stream`]: framing on a byte stream with resynchronisation ([`FrameBuffer`]);
+//! - [`control`]: control codes and who answers what;
+//! - [`reply`]: the acknowledgement every logger-originated frame needs, and `0x4510` commands;
+//! - [`payload`]: handshake, data header and Deye micro-inverter body decoders into
+//!   `deyehard_core` readings;
+//! - [`event`]: decoded frame content for the application.
+//!
+//! Behind features: `tokio-codec` (a `tokio_util` `Decoder`/`Encoder` over the same
+//! [`FrameBuffer`]).
+//!
+//! What it leaves out: storage, tenants and configuration files. The protocol notes this code
+//! cites (§n) are `docs/protocol/solarman-v5.md` in the project documentation.
+
+#[cfg(feature = "tokio-codec")]
+pub mod codec;
+pub mod control;
+pub mod event;
+pub mod frame;
+pub mod payload;
+pub mod reply;
+pub mod stream;
+
+pub use control::{ControlCode, FrameKind};
+pub use event::{DecodedEvent, FrameContent, FrameEvent};
+pub use frame::{CheckError, Frame, FrameError, check, parse, parse_lenient};
+pub use reply::{Reply, reply_to};
+pub use stream::{
+    ChecksumPolicy, FrameBuffer, OwnedFrame, StreamConfig, StreamError, StreamFrame, StreamStats,
+};

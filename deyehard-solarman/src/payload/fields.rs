@@ -1,0 +1,135 @@
+//! Reading fixed-offset fields out of a payload without panicking: every accessor checks the
+//! length and names the field it could not read.
+
+/// Why a payload could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    /// The payload ends before a required field.
+    #[error("{message} payload too short for {field}: needs {needed} bytes, has {len}")]
+    TooShort {
+        /// Which payload (e.g. "handshake").
+        message: &'static str,
+        /// Which field.
+        field: &'static str,
+        /// Bytes needed to read it.
+        needed: usize,
+        /// Payload length.
+        len: usize,
+    },
+    /// A serial number field does not hold a valid serial.
+    #[error("{message} payload holds an invalid inverter serial: {source}")]
+    BadSerial {
+        /// Which payload.
+        message: &'static str,
+        /// Why the serial is invalid.
+        source: deyehard_core::ParseIdError,
+    },
+}
+
+/// A payload of one message type, read by offset.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fields<'a> {
+    payload: &'a [u8],
+    message: &'static str,
+}
+
+impl<'a> Fields<'a> {
+    pub(crate) fn new(payload: &'a [u8], message: &'static str) -> Self {
+        Self { payload, message }
+    }
+
+    pub(crate) fn message(&self) -> &'static str {
+        self.message
+    }
+
+    pub(crate) fn bytes<const N: usize>(
+        &self,
+        offset: usize,
+        field: &'static str,
+    ) -> Result<[u8; N], PayloadError> {
+        self.optional(offset, N)
+            .and_then(|b| <[u8; N]>::try_from(b).ok())
+            .ok_or(PayloadError::TooShort {
+                message: self.message,
+                field,
+                needed: offset.saturating_add(N),
+                len: self.payload.len(),
+            })
+    }
+
+    pub(crate) fn u8(&self, offset: usize, field: &'static str) -> Result<u8, PayloadError> {
+        self.bytes::<1>(offset, field).map(|[b]| b)
+    }
+
+    pub(crate) fn u16_le(&self, offset: usize, field: &'static str) -> Result<u16, PayloadError> {
+        self.bytes(offset, field).map(u16::from_le_bytes)
+    }
+
+    pub(crate) fn u16_be(&self, offset: usize, field: &'static str) -> Result<u16, PayloadError> {
+        self.bytes(offset, field).map(u16::from_be_bytes)
+    }
+
+    pub(crate) fn i16_le(&self, offset: usize, field: &'static str) -> Result<i16, PayloadError> {
+        self.bytes(offset, field).map(i16::from_le_bytes)
+    }
+
+    pub(crate) fn u32_le(&self, offset: usize, field: &'static str) -> Result<u32, PayloadError> {
+        self.bytes(offset, field).map(u32::from_le_bytes)
+    }
+
+    /// A NUL-padded text field of up to `len` bytes, clipped to the payload end: `None` when the
+    /// payload stops before it or it is empty. Non-ASCII bytes are replaced.
+    pub(crate) fn text(&self, offset: usize, len: usize) -> Option<String> {
+        let end = offset.saturating_add(len).min(self.payload.len());
+        let raw = self.payload.get(offset..end)?;
+        let raw = raw.split(|&b| b == 0).next().unwrap_or_default();
+        let text: String = raw
+            .iter()
+            .map(|&b| {
+                if b.is_ascii_graphic() || b == b' ' {
+                    char::from(b)
+                } else {
+                    char::REPLACEMENT_CHARACTER
+                }
+            })
+            .collect();
+        let text = text.trim();
+        (!text.is_empty()).then(|| text.to_owned())
+    }
+
+    /// `len` raw bytes if the payload holds them all.
+    pub(crate) fn optional(&self, offset: usize, len: usize) -> Option<&'a [u8]> {
+        self.payload.get(offset..offset.checked_add(len)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accessors_check_the_length_and_name_the_field() {
+        let f = Fields::new(&[0x01, 0x02, 0x03], "test");
+        assert_eq!(f.u16_le(0, "a"), Ok(0x0201));
+        assert_eq!(f.u16_be(1, "b"), Ok(0x0203));
+        assert_eq!(
+            f.u32_le(0, "c"),
+            Err(PayloadError::TooShort {
+                message: "test",
+                field: "c",
+                needed: 4,
+                len: 3
+            })
+        );
+        assert!(f.u8(usize::MAX, "huge").is_err());
+    }
+
+    #[test]
+    fn text_stops_at_nul_and_is_clipped() {
+        let f = Fields::new(b"AB\0\0 x\x01", "test");
+        assert_eq!(f.text(0, 4), Some("AB".into()));
+        assert_eq!(f.text(2, 2), None);
+        assert_eq!(f.text(4, 40), Some("x\u{FFFD}".into()));
+        assert_eq!(f.text(40, 4), None);
+    }
+}
