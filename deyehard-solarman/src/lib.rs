@@ -11,7 +11,8 @@
 //! - [`reply`]: the acknowledgement every logger-originated frame needs, and `0x4510` commands;
 //! - [`payload`]: handshake, data header and Deye micro-inverter body decoders into
 //!   `deyehard_core` readings;
-//! - [`event`]: decoded frame content for the application.
+//! - [`event`]: decoded frame content for the application;
+//! - [`session`]: the per-logger state machine (`on_frame(frame, now) -> Vec<Action>`).
 //!
 //! Behind features: `tokio-codec` (a `tokio_util` `Decoder`/`Encoder` over the same
 //! [`FrameBuffer`]).
@@ -26,12 +27,14 @@ pub mod event;
 pub mod frame;
 pub mod payload;
 pub mod reply;
+pub mod session;
 pub mod stream;
 
 pub use control::{ControlCode, FrameKind};
 pub use event::{DecodedEvent, FrameContent, FrameEvent};
 pub use frame::{CheckError, Frame, FrameError, check, parse, parse_lenient};
 pub use reply::{Reply, reply_to};
+pub use session::{Action, CloseReason, CommandError, Session, SessionConfig};
 pub use stream::{
     ChecksumPolicy, FrameBuffer, OwnedFrame, StreamConfig, StreamError, StreamFrame, StreamStats,
 };
