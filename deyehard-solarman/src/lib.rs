@@ -4,7 +4,7 @@
 //! LSW-3/LSW-5 sticks) that push frames to a server on TCP port 10000.
 //!
 //! What it owns, sans-io (no sockets, no tokio in the default build):
-//! - [`frame`]: the frame layout, [`check`](frame::check) / [`parse`](frame::parse) /
+//! - [`frame`]: the frame layout, [`check`] / [`parse`] /
 //!   [`Frame::encode`];
 //! - [`stream`]: framing on a byte stream with resynchronisation ([`FrameBuffer`]);
 //! - [`control`]: control codes and who answers what;
@@ -15,7 +15,9 @@
 //! - [`session`]: the per-logger state machine (`on_frame(frame, now) -> Vec<Action>`).
 //!
 //! Behind features: `tokio-codec` (a `tokio_util` `Decoder`/`Encoder` over the same
-//! [`FrameBuffer`]).
+//! [`FrameBuffer`]); `listener` (the tokio TCP listener, one task per logger, handing frames to
+//! your `FrameSink` and acknowledging them once stored, plus an on-disk spool for when the
+//! store is down).
 //!
 //! What it leaves out: storage, tenants and configuration files. The protocol notes this code
 //! cites (§n) are `docs/protocol/solarman-v5.md` in the project documentation.
@@ -25,9 +27,13 @@ pub mod codec;
 pub mod control;
 pub mod event;
 pub mod frame;
+#[cfg(feature = "listener")]
+pub mod listener;
 pub mod payload;
 pub mod reply;
 pub mod session;
+#[cfg(feature = "listener")]
+pub mod spool;
 pub mod stream;
 
 pub use control::{ControlCode, FrameKind};

@@ -44,6 +44,13 @@ impl Default for SessionConfig {
     }
 }
 
+impl SessionConfig {
+    /// Idle timeout before a handshake: idle factor × default heartbeat.
+    pub fn idle_timeout(&self) -> Duration {
+        idle_timeout(self.default_heartbeat, self.idle_factor)
+    }
+}
+
 /// Why a session should end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
