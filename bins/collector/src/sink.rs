@@ -33,7 +33,11 @@ impl StoreSink {
         Self { store }
     }
 
-    async fn record_claimed(&self, claim: &LoggerClaim, event: &FrameEvent) -> Result<(), StoreError> {
+    async fn record_claimed(
+        &self,
+        claim: &LoggerClaim,
+        event: &FrameEvent,
+    ) -> Result<(), StoreError> {
         let scope = &claim.scope;
         let inverter = claim.inverter_id;
         match &event.content {
@@ -43,7 +47,11 @@ impl StoreSink {
                 ..
             } => {
                 self.store
-                    .write_readings(scope, &[(inverter, data.reading.clone())], event.received_at)
+                    .write_readings(
+                        scope,
+                        &[(inverter, data.reading.clone())],
+                        event.received_at,
+                    )
                     .await?;
                 self.store
                     .update_device_info(scope, inverter, &data.device_info)
@@ -51,7 +59,9 @@ impl StoreSink {
             }
             // The handshake carries the logger's firmware, not the inverter's: only mark it seen.
             FrameContent::Handshake(_) | FrameContent::Heartbeat => {
-                self.store.touch_inverter(scope, inverter, event.received_at).await
+                self.store
+                    .touch_inverter(scope, inverter, event.received_at)
+                    .await
             }
             // Data without a device time or of an unknown layout, info, report, command
             // replies, unknown codes, undecodable payloads: kept raw.
@@ -59,7 +69,14 @@ impl StoreSink {
                 let input = raw_input(event);
                 let remote = event.remote.to_string();
                 self.store
-                    .store_raw_frame(scope, inverter, &RawFrameInput { remote_addr: Some(&remote), ..input })
+                    .store_raw_frame(
+                        scope,
+                        inverter,
+                        &RawFrameInput {
+                            remote_addr: Some(&remote),
+                            ..input
+                        },
+                    )
                     .await
             }
         }
@@ -79,11 +96,14 @@ fn raw_input(event: &FrameEvent) -> RawFrameInput<'_> {
 fn sink_error(err: StoreError) -> SinkError {
     match err {
         // Worth retrying: keep the frame in the spool.
-        StoreError::Unavailable(_) | StoreError::Backend(_) => SinkError::Unavailable(err.to_string()),
-        // Will never succeed (e.g. the inverter was deleted meanwhile): log and acknowledge.
-        StoreError::NotFound | StoreError::Conflict(_) | StoreError::Forbidden | StoreError::Invalid(_) => {
-            SinkError::Rejected(err.to_string())
+        StoreError::Unavailable(_) | StoreError::Backend(_) => {
+            SinkError::Unavailable(err.to_string())
         }
+        // Will never succeed (e.g. the inverter was deleted meanwhile): log and acknowledge.
+        StoreError::NotFound
+        | StoreError::Conflict(_)
+        | StoreError::Forbidden
+        | StoreError::Invalid(_) => SinkError::Rejected(err.to_string()),
     }
 }
 
@@ -95,14 +115,20 @@ impl FrameSink for StoreSink {
             .await
             .map_err(sink_error)?;
         match claim {
-            Some(claim) => self.record_claimed(&claim, &event).await.map_err(sink_error),
+            Some(claim) => self
+                .record_claimed(&claim, &event)
+                .await
+                .map_err(sink_error),
             None => {
                 let remote = event.remote.to_string();
                 let input = RawFrameInput {
                     remote_addr: Some(&remote),
                     ..raw_input(&event)
                 };
-                self.store.record_unclaimed_frame(&input).await.map_err(sink_error)
+                self.store
+                    .record_unclaimed_frame(&input)
+                    .await
+                    .map_err(sink_error)
             }
         }
     }
@@ -149,10 +175,14 @@ pub async fn backfill_logger(
         }
     }
     if !readings.is_empty() {
-        store.write_readings(scope, &readings, chrono::Utc::now()).await?;
+        store
+            .write_readings(scope, &readings, chrono::Utc::now())
+            .await?;
     }
     if let Some(info) = device_info {
-        store.update_device_info(scope, claim.inverter_id, &info).await?;
+        store
+            .update_device_info(scope, claim.inverter_id, &info)
+            .await?;
     }
     Ok(BackfillReport {
         frames: frames.len(),

@@ -14,7 +14,9 @@ use deyehard_store::{
 };
 use tokio::net::TcpListener;
 
-use crate::cli::{ApiKeyCommand, Cli, Command, InverterAddArgs, InverterCommand, ServeArgs, UserCommand};
+use crate::cli::{
+    ApiKeyCommand, Cli, Command, InverterAddArgs, InverterCommand, ServeArgs, UserCommand,
+};
 
 /// Runs the command the command line names.
 pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -159,9 +161,14 @@ async fn serve(cli: &Cli, store: Arc<Store>, args: ServeArgs) -> anyhow::Result<
             tracing::info!(addr = %listener.local_addr()?, "collector listening");
             let options = deyehard_collector::CollectorOptions::new(cli.data_dir.join("spool"));
             let mut rx = stop_rx.clone();
-            Some(tokio::spawn(deyehard_collector::run(listener, store.clone(), options, async move {
-                let _ = rx.wait_for(|stop| *stop).await;
-            })))
+            Some(tokio::spawn(deyehard_collector::run(
+                listener,
+                store.clone(),
+                options,
+                async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                },
+            )))
         }
         None => None,
     };
@@ -172,7 +179,11 @@ async fn serve(cli: &Cli, store: Arc<Store>, args: ServeArgs) -> anyhow::Result<
     tracing::info!(addr = %local, "web server listening");
     eprintln!(
         "deyehard is running: open http://{}:{}/ (create the first admin with `deyehard-server user add --email you@example.com --password … --verified --superuser`)",
-        if local.ip().is_unspecified() { "localhost".to_owned() } else { local.ip().to_string() },
+        if local.ip().is_unspecified() {
+            "localhost".to_owned()
+        } else {
+            local.ip().to_string()
+        },
         local.port()
     );
     let mut rx = stop_rx.clone();
