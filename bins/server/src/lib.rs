@@ -7,9 +7,11 @@
 //! [`run`] serves on a listener the caller bound, until `shutdown` resolves: the binary and
 //! the end-to-end tests start the server the same way.
 
+pub mod assets;
 pub mod cli;
 mod commands;
 mod http;
+pub mod layout;
 
 use std::future::Future;
 use std::process::ExitCode;
