@@ -31,6 +31,7 @@ pub fn app(state: AppState) -> impl poem::Endpoint {
     Route::new()
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
+        .nest("/static", crate::assets::routes())
         .data(state)
 }
 
