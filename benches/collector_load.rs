@@ -170,6 +170,13 @@ fn vm_rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The 1-minute load average of the host: the harness and the collector share its cores, and so
+/// do other processes.
+fn load_average() -> Option<f64> {
+    let loadavg = std::fs::read_to_string("/proc/loadavg").ok()?;
+    loadavg.split_whitespace().next()?.parse().ok()
+}
+
 /// Samples `VmRSS` of `pid` until the stop signal; returns the peak.
 async fn sample_rss(pid: u32, mut stop: watch::Receiver<bool>) -> Option<u64> {
     let mut peak = None;
@@ -227,6 +234,8 @@ struct Figures {
     failures: u64,
     latencies: Vec<u32>,
     rss: Rss,
+    /// Host load average before the run and at its end.
+    load: [Option<f64>; 2],
     first_error: Option<String>,
 }
 
@@ -268,6 +277,7 @@ impl Figures {
              lost {lost}\n\
              reply latency p50 {p50}, p99 {p99}, max {max} ({} samples)\n\
              collector RSS before {}, loaded {}, peak {}\n\
+             host load average (1 min) before {}, at the end {}\n\
              targets: RSS < 150 MB {}, p99 < 10 ms {}, zero lost frames {}",
             s.ramp,
             s.duration,
@@ -278,6 +288,8 @@ impl Figures {
             mb(self.rss.before),
             mb(self.rss.loaded),
             mb(self.rss.peak),
+            self.load[0].map_or_else(|| "n/a".into(), |l| l.to_string()),
+            self.load[1].map_or_else(|| "n/a".into(), |l| l.to_string()),
             self.rss_ok().map_or("n/a", yes),
             yes(self.p99_ok()),
             yes(lost == 0),
@@ -314,6 +326,7 @@ impl Figures {
             "garbage_bytes": stats.garbage_bytes.load(Ordering::Relaxed),
             "latency_ms": {"samples": self.latencies.len(), "p50": p50, "p99": p99, "max": max},
             "collector_pid": s.pid,
+            "host_load_1m": {"before": self.load[0], "end": self.load[1]},
             "rss_kib": {"before": self.rss.before, "loaded": self.rss.loaded, "peak": self.rss.peak},
             "targets": {
                 "rss_under_150mb": self.rss_ok(),
@@ -358,6 +371,7 @@ async fn drive(s: &Settings) -> Result<(Figures, Arc<Ctx>), String> {
         before: s.pid.and_then(vm_rss_kib),
         ..Rss::default()
     };
+    let load_before = load_average();
     let (stop_tx, stop_rx) = watch::channel(false);
     let rss_task = s
         .pid
@@ -381,6 +395,7 @@ async fn drive(s: &Settings) -> Result<(Figures, Arc<Ctx>), String> {
     wait_with_progress(&ctx.stats, t0, t0 + s.ramp + s.duration).await;
     let held = ctx.stats.connected.load(Ordering::Relaxed);
     rss.loaded = s.pid.and_then(vm_rss_kib);
+    let load = [load_before, load_average()];
     // Loggers finish the exchange in flight (bounded by the reply timeout), then close.
     let _ = stop_tx.send(true);
     let mut latencies = Vec::new();
@@ -401,6 +416,7 @@ async fn drive(s: &Settings) -> Result<(Figures, Arc<Ctx>), String> {
         failures: stats.all_failures(),
         latencies,
         rss,
+        load,
         first_error: stats.first_error(),
     };
     Ok((figures, ctx))

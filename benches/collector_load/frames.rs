@@ -275,7 +275,7 @@ fn check_data_frame(bytes: &[u8], inverter: &str, now: u32) -> Result<(), String
 fn wrong_replies(sent: &Frame<'_>, now: u32) -> Result<Vec<Vec<u8>>, String> {
     let good = reply_to(sent, now, 0).ok_or("no reply")?;
     let good = good.frame();
-    let stale = reply_to(sent, now - 3600, 0).ok_or("no reply")?;
+    let stale = reply_to(sent, now.saturating_sub(3600), 0).ok_or("no reply")?;
     let short = &good.payload[..6];
     [
         Frame {
