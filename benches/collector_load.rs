@@ -38,8 +38,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 
+use frames::Kind;
 use frames::Templates;
-use session::{Ctx, Failure, Stats, run_logger, start_responder};
+use session::{Ctx, Failure, Latencies, Stats, run_logger, start_responder};
 
 /// How often the collector's RSS is sampled.
 const RSS_SAMPLE_EVERY: Duration = Duration::from_millis(250);
@@ -198,6 +199,21 @@ struct Rss {
     peak: Option<u64>,
 }
 
+/// p50, p99 and max of sorted samples.
+fn quantiles(sorted: &[u32]) -> [Option<u32>; 3] {
+    [
+        percentile(sorted, 50),
+        percentile(sorted, 99),
+        sorted.last().copied(),
+    ]
+}
+
+/// Latency figures of sorted samples, for the JSON line.
+fn latency_json(sorted: &[u32]) -> Value {
+    let [p50, p99, max] = quantiles(sorted).map(ms);
+    json!({"samples": sorted.len(), "p50": p50, "p99": p99, "max": max})
+}
+
 /// Nearest-rank percentile of sorted samples.
 fn percentile(sorted: &[u32], percent: usize) -> Option<u32> {
     let rank = (sorted.len() * percent).div_ceil(100);
@@ -232,7 +248,10 @@ struct Figures {
     sent: [u64; 3],
     acked: u64,
     failures: u64,
-    latencies: Vec<u32>,
+    /// Sorted reply latencies, by kind.
+    latencies: Latencies,
+    /// All sorted reply latencies.
+    all_latencies: Vec<u32>,
     rss: Rss,
     /// Host load average before the run and at its end.
     load: [Option<f64>; 2],
@@ -251,8 +270,7 @@ impl Figures {
     }
 
     fn latency(&self) -> [Option<u32>; 3] {
-        let l = &self.latencies;
-        [percentile(l, 50), percentile(l, 99), l.last().copied()]
+        quantiles(&self.all_latencies)
     }
 
     fn rss_ok(&self) -> Option<bool> {
@@ -275,7 +293,8 @@ impl Figures {
              connections held {held}/{n} at the end (peak {peak}), loggers failed {failures}\n\
              frames sent {} (handshake {hs}, data {data}, heartbeat {hb}), acknowledged {acked}, \
              lost {lost}\n\
-             reply latency p50 {p50}, p99 {p99}, max {max} ({} samples)\n\
+             reply latency p50 {p50}, p99 {p99}, max {max} ({} samples); p99 by kind: \
+             handshake {}, data {}, heartbeat {}\n\
              collector RSS before {}, loaded {}, peak {}\n\
              host load average (1 min) before {}, at the end {}\n\
              targets: RSS < 150 MB {}, p99 < 10 ms {}, zero lost frames {}",
@@ -284,7 +303,10 @@ impl Figures {
             s.data_interval,
             s.heartbeat_interval,
             hs + data + hb,
-            self.latencies.len(),
+            self.all_latencies.len(),
+            show_ms(quantiles(&self.latencies[Kind::Handshake.index()])[1]),
+            show_ms(quantiles(&self.latencies[Kind::Data.index()])[1]),
+            show_ms(quantiles(&self.latencies[Kind::Heartbeat.index()])[1]),
             mb(self.rss.before),
             mb(self.rss.loaded),
             mb(self.rss.peak),
@@ -301,7 +323,6 @@ impl Figures {
     }
 
     fn json(&self, s: &Settings, stats: &Stats) -> Value {
-        let [p50, p99, max] = self.latency().map(ms);
         let failures: serde_json::Map<String, Value> = Failure::ALL
             .iter()
             .map(|f| (f.name().to_owned(), json!(stats.failures(*f))))
@@ -324,7 +345,12 @@ impl Figures {
             "frames_lost": self.lost(),
             "unsolicited_frames": stats.unsolicited.load(Ordering::Relaxed),
             "garbage_bytes": stats.garbage_bytes.load(Ordering::Relaxed),
-            "latency_ms": {"samples": self.latencies.len(), "p50": p50, "p99": p99, "max": max},
+            "latency_ms": latency_json(&self.all_latencies),
+            "latency_ms_by_kind": {
+                "handshake": latency_json(&self.latencies[Kind::Handshake.index()]),
+                "data": latency_json(&self.latencies[Kind::Data.index()]),
+                "heartbeat": latency_json(&self.latencies[Kind::Heartbeat.index()]),
+            },
             "collector_pid": s.pid,
             "host_load_1m": {"before": self.load[0], "end": self.load[1]},
             "rss_kib": {"before": self.rss.before, "loaded": self.rss.loaded, "peak": self.rss.peak},
@@ -398,14 +424,19 @@ async fn drive(s: &Settings) -> Result<(Figures, Arc<Ctx>), String> {
     let load = [load_before, load_average()];
     // Loggers finish the exchange in flight (bounded by the reply timeout), then close.
     let _ = stop_tx.send(true);
-    let mut latencies = Vec::new();
+    let mut latencies = Latencies::default();
     while let Some(done) = tasks.join_next().await {
-        latencies.extend(done.map_err(|e| format!("logger task: {e}"))?);
+        let done = done.map_err(|e| format!("logger task: {e}"))?;
+        for (all, one) in latencies.iter_mut().zip(done) {
+            all.extend(one);
+        }
     }
     if let Some(task) = rss_task {
         rss.peak = task.await.ok().flatten().max(rss.loaded);
     }
-    latencies.sort_unstable();
+    let mut all_latencies = latencies.concat();
+    all_latencies.sort_unstable();
+    latencies.iter_mut().for_each(|l| l.sort_unstable());
     let stats = &ctx.stats;
     let figures = Figures {
         target,
@@ -415,6 +446,7 @@ async fn drive(s: &Settings) -> Result<(Figures, Arc<Ctx>), String> {
         acked: stats.acked.load(Ordering::Relaxed),
         failures: stats.all_failures(),
         latencies,
+        all_latencies,
         rss,
         load,
         first_error: stats.first_error(),

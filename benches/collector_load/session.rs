@@ -67,6 +67,9 @@ impl Failure {
 /// A failure and what happened.
 type Failed = (Failure, String);
 
+/// Reply latencies in microseconds, by [`Kind::index`].
+pub type Latencies = [Vec<u32>; 3];
+
 /// Counters shared by all logger tasks.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -214,7 +217,7 @@ async fn exchange(
     logger: &mut Logger,
     kind: Kind,
     ctx: &Ctx,
-    latencies: &mut Vec<u32>,
+    latencies: &mut Latencies,
 ) -> Result<(), Failed> {
     let encode_failed = |e| (Failure::Io, format!("encode: {e}"));
     let bytes = logger.next_frame(kind).map_err(encode_failed)?;
@@ -235,7 +238,7 @@ async fn exchange(
         }
     };
     let micros = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX);
-    latencies.push(micros);
+    latencies[kind.index()].push(micros);
     ctx.stats.acked.fetch_add(1, Ordering::Relaxed);
     logger.seq_a = seq_a;
     Ok(())
@@ -299,7 +302,7 @@ async fn session(
     start: Instant,
     ctx: &Ctx,
     stop: &mut watch::Receiver<bool>,
-    latencies: &mut Vec<u32>,
+    latencies: &mut Latencies,
 ) -> Result<(), Failed> {
     let Some(mut conn) = connect(ctx, start, stop).await? else {
         return Ok(());
@@ -329,15 +332,15 @@ async fn session(
     }
 }
 
-/// Runs logger `index` (see the crate docs) and returns its reply latencies in microseconds.
+/// Runs logger `index` (see the crate docs) and returns its reply latencies.
 /// After the stop signal it finishes the exchange in flight and closes.
 pub async fn run_logger(
     index: u32,
     start: Instant,
     ctx: Arc<Ctx>,
     mut stop: watch::Receiver<bool>,
-) -> Vec<u32> {
-    let mut latencies = Vec::new();
+) -> Latencies {
+    let mut latencies = Latencies::default();
     if let Err((failure, detail)) = session(index, start, &ctx, &mut stop, &mut latencies).await {
         let name = failure.name();
         ctx.stats
