@@ -102,10 +102,12 @@ impl FromStr for LoggerSerial {
         if s.is_empty() {
             return Err(ParseIdError::Empty);
         }
-        s.parse::<u32>().map(Self).map_err(|_| ParseIdError::NotANumber {
-            min: 0,
-            max: u64::from(u32::MAX),
-        })
+        s.parse::<u32>()
+            .map(Self)
+            .map_err(|_| ParseIdError::NotANumber {
+                min: 0,
+                max: u64::from(u32::MAX),
+            })
     }
 }
 
@@ -215,21 +217,37 @@ mod tests {
     #[test]
     fn device_serial_rejects_empty_long_and_odd_text() {
         assert_eq!(DeviceSerial::parse("  "), Err(ParseIdError::Empty));
-        assert_eq!(DeviceSerial::parse(&"1".repeat(65)), Err(ParseIdError::TooLong { max: 64 }));
-        assert_eq!(DeviceSerial::parse("11 41"), Err(ParseIdError::BadCharacter(' ')));
-        assert_eq!(DeviceSerial::parse(" 114172220003 ").map(|s| s.to_string()), Ok("114172220003".into()));
+        assert_eq!(
+            DeviceSerial::parse(&"1".repeat(65)),
+            Err(ParseIdError::TooLong { max: 64 })
+        );
+        assert_eq!(
+            DeviceSerial::parse("11 41"),
+            Err(ParseIdError::BadCharacter(' '))
+        );
+        assert_eq!(
+            DeviceSerial::parse(" 114172220003 ").map(|s| s.to_string()),
+            Ok("114172220003".into())
+        );
     }
 
     #[test]
     fn logger_serial_is_unsigned_decimal() {
-        assert_eq!("3939932716".parse::<LoggerSerial>().map(LoggerSerial::get), Ok(3_939_932_716));
+        assert_eq!(
+            "3939932716".parse::<LoggerSerial>().map(LoggerSerial::get),
+            Ok(3_939_932_716)
+        );
         assert!("-1".parse::<LoggerSerial>().is_err());
         assert!("4294967296".parse::<LoggerSerial>().is_err());
     }
 
     #[test]
     fn inverter_kind_round_trips() {
-        for kind in [InverterKind::Opendtu, InverterKind::Solarman, InverterKind::Victron] {
+        for kind in [
+            InverterKind::Opendtu,
+            InverterKind::Solarman,
+            InverterKind::Victron,
+        ] {
             assert_eq!(kind.as_str().parse::<InverterKind>(), Ok(kind));
         }
         assert!("sma".parse::<InverterKind>().is_err());

@@ -15,6 +15,8 @@ mod ids;
 mod reading;
 mod tenant;
 
-pub use ids::{ApiKeyId, DeviceSerial, InverterId, InverterKind, LoggerSerial, ParseIdError, UserId};
+pub use ids::{
+    ApiKeyId, DeviceSerial, InverterId, InverterKind, LoggerSerial, ParseIdError, UserId,
+};
 pub use reading::{DcReading, DeviceInfo, Reading, Source};
 pub use tenant::TenantScope;

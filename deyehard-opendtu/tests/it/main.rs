@@ -3,7 +3,10 @@
 //! binary with modules.
 
 // clippy.toml allows unwrap inside `#[test]` functions; the shared helpers below are test code too.
-#![allow(clippy::unwrap_used, reason = "test helpers: a panic is the test failure")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a panic is the test failure"
+)]
 
 mod fixtures;
 mod lenient;

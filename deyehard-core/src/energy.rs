@@ -1,1 +1,0 @@
-//! Energy maths (placeholder, being written).

@@ -1,0 +1,233 @@
+//! The backend-independent half of `write_readings`: sorting a batch into items to insert,
+//! outcomes, and the rollup deltas of the rows actually inserted.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use deyehard_core::{InverterId, Reading};
+
+use crate::model::WriteOutcome;
+use crate::series::{STEP_1H_MS, STEP_5M_MS};
+use crate::ts::Ts;
+
+/// What a write needs to know about one of the scope's inverters (selected by each dialect's
+/// `WRITE_TARGET`).
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct TargetRow {
+    /// The inverter.
+    pub(crate) inverter_id: i64,
+}
+
+/// A reading of the batch that belongs to the scope and is not repeated within the batch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Item<'a> {
+    /// Position in the batch.
+    pub(crate) index: usize,
+    /// The inverter.
+    pub(crate) inverter: i64,
+    /// Device time, millisecond precision.
+    pub(crate) time: Ts,
+    /// The reading.
+    pub(crate) reading: &'a Reading,
+}
+
+/// Sorts a batch: items of inverters outside `owned` are `NotFound`, repeats of an
+/// (inverter, time) within the batch are `Duplicate`, everything else becomes an [`Item`] whose
+/// outcome is `Duplicate` until the insert reports it stored (see [`mark_stored`]).
+pub(crate) fn prepare<'a>(
+    batch: &'a [(InverterId, Reading)],
+    owned: &HashSet<i64>,
+) -> (Vec<WriteOutcome>, Vec<Item<'a>>) {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut items = Vec::with_capacity(batch.len());
+    let mut seen = HashSet::with_capacity(batch.len());
+    for (index, (inverter, reading)) in batch.iter().enumerate() {
+        let inverter = inverter.get();
+        let time = Ts::new(reading.time);
+        if !owned.contains(&inverter) {
+            outcomes.push(WriteOutcome::NotFound);
+        } else {
+            outcomes.push(WriteOutcome::Duplicate);
+            if seen.insert((inverter, time)) {
+                items.push(Item {
+                    index,
+                    inverter,
+                    time,
+                    reading,
+                });
+            }
+        }
+    }
+    (outcomes, items)
+}
+
+/// Marks the items whose AC row was inserted as stored and returns them.
+pub(crate) fn mark_stored<'a>(
+    outcomes: &mut [WriteOutcome],
+    items: &[Item<'a>],
+    inserted: &HashSet<(i64, Ts)>,
+) -> Vec<Item<'a>> {
+    let mut stored = Vec::with_capacity(inserted.len());
+    for item in items {
+        if inserted.contains(&(item.inverter, item.time)) {
+            if let Some(outcome) = outcomes.get_mut(item.index) {
+                *outcome = WriteOutcome::Stored;
+            }
+            stored.push(*item);
+        }
+    }
+    stored
+}
+
+/// Distinct inverter ids of the batch, ascending (lock order).
+pub(crate) fn inverter_ids(batch: &[(InverterId, Reading)]) -> Vec<i64> {
+    let mut ids: Vec<i64> = batch.iter().map(|(id, _)| id.get()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Replaces values that are not finite (NaN, ±∞) by absent ones: SQLite would store NaN as
+/// NULL anyway, and both backends must hold the same data.
+pub(crate) fn finite(value: Option<f64>) -> Option<f64> {
+    value.filter(|v| v.is_finite())
+}
+
+/// What a batch adds to one rollup bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct RollupDelta {
+    /// Reachable readings with a power value.
+    pub(crate) samples: i64,
+    /// Their power sum, W.
+    pub(crate) power_sum: f64,
+    /// Their lowest power, W.
+    pub(crate) power_min: Option<f64>,
+    /// Their highest power, W.
+    pub(crate) power_max: Option<f64>,
+    /// Energy of the steps ending in the bucket, Wh (5-minute buckets only).
+    pub(crate) energy_wh: f64,
+}
+
+impl RollupDelta {
+    fn add_power(&mut self, power: f64) {
+        self.samples += 1;
+        self.power_sum += power;
+        self.power_min = Some(self.power_min.map_or(power, |m| m.min(power)));
+        self.power_max = Some(self.power_max.map_or(power, |m| m.max(power)));
+    }
+}
+
+/// Rollup deltas keyed by (inverter, bucket start).
+pub(crate) type Deltas = BTreeMap<(i64, Ts), RollupDelta>;
+
+/// Start of the `step_ms` bucket containing `time`.
+pub(crate) fn bucket_of(time: Ts, step_ms: i64) -> Ts {
+    let start = time.millis().div_euclid(step_ms) * step_ms;
+    Ts::from_millis(start).unwrap_or(time)
+}
+
+/// Power deltas of the stored items for the 5-minute and the hourly rollups. Only reachable
+/// readings with a power value count (an unreachable inverter's power is stale).
+pub(crate) fn power_deltas(stored: &[Item<'_>]) -> (Deltas, Deltas) {
+    let mut five = Deltas::new();
+    let mut hour = Deltas::new();
+    for item in stored {
+        let Some(power) = finite(item.reading.power_ac_w).filter(|_| item.reading.reachable) else {
+            continue;
+        };
+        five.entry((item.inverter, bucket_of(item.time, STEP_5M_MS)))
+            .or_default()
+            .add_power(power);
+        hour.entry((item.inverter, bucket_of(item.time, STEP_1H_MS)))
+            .or_default()
+            .add_power(power);
+    }
+    (five, hour)
+}
+
+/// The stored items grouped by inverter, each group in time order.
+pub(crate) fn by_inverter<'a>(stored: &[Item<'a>]) -> HashMap<i64, Vec<Item<'a>>> {
+    let mut groups: HashMap<i64, Vec<Item<'a>>> = HashMap::new();
+    for item in stored {
+        groups.entry(item.inverter).or_default().push(*item);
+    }
+    for group in groups.values_mut() {
+        group.sort_by_key(|item| item.time);
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+    use deyehard_core::Source;
+
+    use super::*;
+
+    fn reading(ms: i64, power: Option<f64>, reachable: bool) -> Reading {
+        let time: DateTime<Utc> = DateTime::from_timestamp_millis(ms).unwrap_or_default();
+        let mut r = Reading::new(time, Source::Opendtu);
+        r.power_ac_w = power;
+        r.reachable = reachable;
+        r
+    }
+
+    #[test]
+    fn prepare_sorts_out_foreign_inverters_and_repeats() {
+        let batch = vec![
+            (InverterId::new(1), reading(60_000, Some(1.0), true)),
+            (InverterId::new(2), reading(60_000, Some(1.0), true)),
+            (InverterId::new(1), reading(60_000, Some(2.0), true)),
+            (InverterId::new(1), reading(120_000, Some(2.0), true)),
+        ];
+        let owned = HashSet::from([1]);
+        let (mut outcomes, items) = prepare(&batch, &owned);
+        assert_eq!(items.len(), 2);
+        let inserted = HashSet::from([(1, Ts::new(batch[0].1.time))]);
+        let stored = mark_stored(&mut outcomes, &items, &inserted);
+        assert_eq!(stored.len(), 1);
+        assert_eq!(
+            outcomes,
+            vec![
+                WriteOutcome::Stored,
+                WriteOutcome::NotFound,
+                WriteOutcome::Duplicate,
+                WriteOutcome::Duplicate
+            ]
+        );
+    }
+
+    #[test]
+    fn power_deltas_skip_unreachable_and_missing_power() {
+        let readings = [
+            reading(0, Some(100.0), true),
+            reading(60_000, Some(300.0), true),
+            reading(120_000, Some(999.0), false),
+            reading(180_000, None, true),
+            reading(300_000, Some(f64::NAN), true),
+            reading(360_000, Some(50.0), true),
+        ];
+        let items: Vec<Item<'_>> = readings
+            .iter()
+            .enumerate()
+            .map(|(index, r)| Item {
+                index,
+                inverter: 7,
+                time: Ts::new(r.time),
+                reading: r,
+            })
+            .collect();
+        let (five, hour) = power_deltas(&items);
+        assert_eq!(five.len(), 2);
+        let first = five.values().next().copied().unwrap_or_default();
+        assert_eq!((first.samples, first.power_sum), (2, 400.0));
+        assert_eq!(
+            (first.power_min, first.power_max),
+            (Some(100.0), Some(300.0))
+        );
+        let only_hour = hour.values().next().copied().unwrap_or_default();
+        assert_eq!(
+            (hour.len(), only_hour.samples, only_hour.power_sum),
+            (1, 3, 450.0)
+        );
+    }
+}

@@ -1,0 +1,158 @@
+//! PostgreSQL statements that differ from SQLite's (array binds, row locks, `LEAST`/`GREATEST`,
+//! interval arithmetic), and the TimescaleDB helpers.
+
+use sqlx::postgres::PgPool;
+
+use crate::StoreResult;
+
+/// Bucket index of a `timestamptz` column relative to `$3`, with `$5` the width in ms (times
+/// are whole milliseconds, so the cast is exact).
+macro_rules! bucket_index {
+    ($column:literal) => {
+        concat!(
+            "((extract(epoch FROM (",
+            $column,
+            " - $3)) * 1000)::bigint / $5)"
+        )
+    };
+}
+
+/// Power buckets from raw rows: `$3` base, `$4` end, `$5` bucket width in ms.
+pub(crate) const SERIES_RAW: &str = concat!(
+    "SELECT ",
+    bucket_index!("time"),
+    " AS idx, count(*) AS n, sum(power_ac_w) AS total, min(power_ac_w) AS lo, \
+     max(power_ac_w) AS hi FROM measurements WHERE user_id = $1 AND inverter_id = $2 \
+     AND time >= $3 AND time < $4 AND reachable AND power_ac_w IS NOT NULL \
+     GROUP BY 1 ORDER BY 1"
+);
+
+/// Power buckets from the 5-minute rollup.
+pub(crate) const SERIES_5M: &str = concat!(
+    "SELECT ",
+    bucket_index!("bucket"),
+    " AS idx, sum(samples)::bigint AS n, sum(power_sum) AS total, min(power_min) AS lo, \
+     max(power_max) AS hi FROM rollup_5m WHERE user_id = $1 AND inverter_id = $2 \
+     AND bucket >= $3 AND bucket < $4 AND samples > 0 GROUP BY 1 ORDER BY 1"
+);
+
+/// Power buckets from the hourly rollup.
+pub(crate) const SERIES_1H: &str = concat!(
+    "SELECT ",
+    bucket_index!("bucket"),
+    " AS idx, sum(samples)::bigint AS n, sum(power_sum) AS total, min(power_min) AS lo, \
+     max(power_max) AS hi FROM rollup_1h WHERE user_id = $1 AND inverter_id = $2 \
+     AND bucket >= $3 AND bucket < $4 AND samples > 0 GROUP BY 1 ORDER BY 1"
+);
+
+/// DC power buckets per channel from raw rows of reachable readings.
+pub(crate) const SERIES_DC: &str = concat!(
+    "SELECT d.channel AS channel, ",
+    bucket_index!("d.time"),
+    " AS idx, count(*) AS n, sum(d.power_w) AS total, min(d.power_w) AS lo, \
+     max(d.power_w) AS hi FROM dc_measurements d JOIN measurements m \
+     ON m.inverter_id = d.inverter_id AND m.time = d.time AND m.reachable \
+     WHERE d.user_id = $1 AND d.inverter_id = $2 AND d.time >= $3 AND d.time < $4 \
+     AND d.power_w IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"
+);
+
+/// The write targets among `$2` of the scope, locked in id order: concurrent writers of one
+/// inverter serialize here, before touching any other row (no deadlocks).
+pub(crate) const WRITE_TARGETS: &str = "SELECT s.inverter_id, u.time_zone, i.rated_power_w, \
+     s.last_sample_time, s.last_time, s.last_power_w, s.last_yield_day_wh, \
+     s.last_yield_total_wh, s.last_pending_total_wh FROM energy_state s \
+     JOIN inverters i ON i.id = s.inverter_id JOIN users u ON u.id = s.user_id \
+     WHERE s.user_id = $1 AND s.inverter_id = ANY($2) ORDER BY s.inverter_id FOR UPDATE OF s";
+
+/// All AC rows of a batch in one statement; returns the keys actually inserted.
+pub(crate) const INSERT_MEASUREMENTS: &str = "INSERT INTO measurements (inverter_id, time, \
+     user_id, power_ac_w, voltage_ac_v, current_ac_a, frequency_hz, power_factor, power_dc_w, \
+     temperature_c, yield_day_wh, yield_total_wh, reachable, producing, source, received_at) \
+     SELECT u.inverter_id, u.time, $1, u.power_ac_w, u.voltage_ac_v, u.current_ac_a, \
+     u.frequency_hz, u.power_factor, u.power_dc_w, u.temperature_c, u.yield_day_wh, \
+     u.yield_total_wh, u.reachable, u.producing, u.source, $2 \
+     FROM UNNEST($3::bigint[], $4::timestamptz[], $5::float8[], $6::float8[], $7::float8[], \
+     $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::float8[], $13::float8[], \
+     $14::bool[], $15::bool[], $16::text[]) AS u(inverter_id, time, power_ac_w, voltage_ac_v, \
+     current_ac_a, frequency_hz, power_factor, power_dc_w, temperature_c, yield_day_wh, \
+     yield_total_wh, reachable, producing, source) \
+     ON CONFLICT DO NOTHING RETURNING inverter_id, time";
+
+/// All DC rows of a batch in one statement.
+pub(crate) const INSERT_DC: &str = "INSERT INTO dc_measurements (inverter_id, time, channel, \
+     user_id, name, power_w, voltage_v, current_a, yield_day_wh, yield_total_wh, \
+     irradiation_pct) SELECT u.inverter_id, u.time, u.channel, $1, u.name, u.power_w, \
+     u.voltage_v, u.current_a, u.yield_day_wh, u.yield_total_wh, u.irradiation_pct \
+     FROM UNNEST($2::bigint[], $3::timestamptz[], $4::int2[], $5::text[], $6::float8[], \
+     $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[]) \
+     AS u(inverter_id, time, channel, name, power_w, voltage_v, current_a, yield_day_wh, \
+     yield_total_wh, irradiation_pct) ON CONFLICT DO NOTHING";
+
+/// Adds deltas to 5-minute rollup buckets (keys unique within the statement).
+pub(crate) const UPSERT_5M: &str = "INSERT INTO rollup_5m (inverter_id, bucket, user_id, \
+     samples, power_sum, power_min, power_max, energy_wh) SELECT u.inverter_id, u.bucket, $1, \
+     u.samples, u.power_sum, u.power_min, u.power_max, u.energy_wh \
+     FROM UNNEST($2::bigint[], $3::timestamptz[], $4::bigint[], $5::float8[], $6::float8[], \
+     $7::float8[], $8::float8[]) AS u(inverter_id, bucket, samples, power_sum, power_min, \
+     power_max, energy_wh) ON CONFLICT (inverter_id, bucket) DO UPDATE SET \
+     samples = rollup_5m.samples + excluded.samples, \
+     power_sum = rollup_5m.power_sum + excluded.power_sum, \
+     power_min = LEAST(rollup_5m.power_min, excluded.power_min), \
+     power_max = GREATEST(rollup_5m.power_max, excluded.power_max), \
+     energy_wh = rollup_5m.energy_wh + excluded.energy_wh";
+
+/// Adds deltas to hourly rollup buckets.
+pub(crate) const UPSERT_1H: &str = "INSERT INTO rollup_1h (inverter_id, bucket, user_id, \
+     samples, power_sum, power_min, power_max) SELECT u.inverter_id, u.bucket, $1, u.samples, \
+     u.power_sum, u.power_min, u.power_max FROM UNNEST($2::bigint[], $3::timestamptz[], \
+     $4::bigint[], $5::float8[], $6::float8[], $7::float8[]) AS u(inverter_id, bucket, \
+     samples, power_sum, power_min, power_max) ON CONFLICT (inverter_id, bucket) DO UPDATE SET \
+     samples = rollup_1h.samples + excluded.samples, \
+     power_sum = rollup_1h.power_sum + excluded.power_sum, \
+     power_min = LEAST(rollup_1h.power_min, excluded.power_min), \
+     power_max = GREATEST(rollup_1h.power_max, excluded.power_max)";
+
+/// Moves `last_seen_at` of the inverters `$2` forward to `$3`.
+pub(crate) const TOUCH_MANY: &str = "UPDATE inverters SET last_seen_at = CASE \
+     WHEN last_seen_at IS NULL OR last_seen_at < $3 THEN $3 ELSE last_seen_at END \
+     WHERE user_id = $1 AND id = ANY($2)";
+
+/// Whether the migration turned the time-series tables into hypertables.
+pub(crate) async fn timescaledb_in_use(pool: &PgPool) -> StoreResult<bool> {
+    let installed: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')",
+    )
+    .fetch_one(pool)
+    .await?;
+    if !installed {
+        return Ok(false);
+    }
+    let hypertables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM timescaledb_information.hypertables \
+         WHERE hypertable_schema = current_schema() \
+         AND hypertable_name IN ('measurements', 'dc_measurements')",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(hypertables == 2)
+}
+
+/// (Re)sets TimescaleDB's retention policy on both hypertables to `days`. Runs as the login
+/// role (the policy's background job drops whole chunks, for all tenants).
+pub(crate) async fn set_timescale_retention(pool: &PgPool, days: u32) -> StoreResult<()> {
+    let days = i32::try_from(days).unwrap_or(i32::MAX);
+    for table in ["measurements", "dc_measurements"] {
+        sqlx::query("SELECT remove_retention_policy($1::regclass, if_exists => true)")
+            .bind(table)
+            .execute(pool)
+            .await?;
+        sqlx::query(
+            "SELECT add_retention_policy($1::regclass, drop_after => make_interval(days => $2))",
+        )
+        .bind(table)
+        .bind(days)
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! The PostgreSQL backend: Row-Level Security for tenant isolation, TimescaleDB hypertables
+//! when the server offers the extension.
+//!
+//! Every transaction starts with one statement that switches to the role `deyehard_app` and
+//! names the tenant, both transaction-local (`set_config(…, true)`), so a pooled connection
+//! never carries them into the next transaction (safe with PgBouncer's transaction pooling):
+//!
+//! ```sql
+//! SELECT set_config('role', 'deyehard_app', true),
+//!        set_config('app.current_user_id', $1, true),  -- '' for none: tenant tables read empty
+//!        set_config('app.cross_tenant', $2, true)      -- 'on' only for named cross-tenant calls
+//! ```
+//!
+//! The login role (superuser, or owner with membership in `deyehard_app`) only runs the
+//! migrations; queries run as `deyehard_app`, which is neither superuser nor `BYPASSRLS`, so the
+//! forced policies apply even to statements that forgot their `WHERE user_id`.
+
+mod dialect;
+mod write;
+
+use sqlx::Transaction;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+use crate::StoreResult;
+use crate::common::Access;
+use crate::model::{BackendInfo, BackendKind, StoreOptions};
+
+type Db = sqlx::Postgres;
+
+static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Opens every transaction: role switch, tenant, cross-tenant flag (one round trip).
+const BEGIN_SCOPE: &str = "SELECT set_config('role', 'deyehard_app', true), \
+     set_config('app.current_user_id', $1, true), set_config('app.cross_tenant', $2, true)";
+/// Widens an open transaction to all tenants (named cross-tenant methods only).
+const CROSS_TENANT: &str = "SELECT set_config('app.cross_tenant', 'on', true)";
+
+/// A store on a PostgreSQL server.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    options: StoreOptions,
+    timescaledb: bool,
+}
+
+impl PgStore {
+    /// Connects, runs the migrations and, with TimescaleDB, sets its retention policy to the
+    /// configured window.
+    pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect(url)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        let timescaledb = dialect::timescaledb_in_use(&pool).await?;
+        if timescaledb {
+            dialect::set_timescale_retention(&pool, options.retention_days).await?;
+        }
+        tracing::debug!(timescaledb, "PostgreSQL store ready");
+        Ok(Self {
+            pool,
+            options: options.clone(),
+            timescaledb,
+        })
+    }
+
+    /// A transaction as `deyehard_app` for `access`.
+    async fn begin(&self, access: Access<'_>) -> StoreResult<Transaction<'static, Db>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(BEGIN_SCOPE)
+            .bind(access.tenant_setting())
+            .bind(access.cross_tenant_setting())
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
+    async fn begin_read(&self, access: Access<'_>) -> StoreResult<Transaction<'static, Db>> {
+        self.begin(access).await
+    }
+
+    async fn begin_write(&self, access: Access<'_>) -> StoreResult<Transaction<'static, Db>> {
+        self.begin(access).await
+    }
+
+    /// Sets `app.cross_tenant = 'on'` for the rest of the transaction. Call sites: admin
+    /// methods after their superuser re-check, `take_unclaimed_frames` after its claim check.
+    async fn cross_tenant(tx: &mut Transaction<'static, Db>) -> StoreResult<()> {
+        sqlx::query(CROSS_TENANT).execute(&mut **tx).await?;
+        Ok(())
+    }
+
+    /// With TimescaleDB, its retention policy drops old chunks of the hypertables.
+    fn retention_covers_series(&self) -> bool {
+        self.timescaledb
+    }
+
+    async fn backend_info_impl(&self) -> StoreResult<BackendInfo> {
+        Ok(BackendInfo {
+            kind: BackendKind::Postgres,
+            timescaledb: self.timescaledb,
+            retention_days: self.options.retention_days,
+        })
+    }
+
+    async fn ping_impl(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes the pool (waits for running calls).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+crate::common::accounts::impl_accounts!(PgStore);
+crate::common::devices::impl_devices!(PgStore);
+crate::common::reads::impl_reads!(PgStore);
+crate::common::maintenance::impl_maintenance!(PgStore);

@@ -1,0 +1,193 @@
+//! `write_readings` on PostgreSQL: one transaction, one statement per table per batch
+//! (`INSERT … SELECT FROM UNNEST($arrays)`), the energy-state rows of the batch's inverters
+//! locked first so concurrent writers of one inverter serialize.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use deyehard_core::{InverterId, Reading, TenantScope};
+use sqlx::Transaction;
+
+use super::{Db, PgStore, dialect};
+use crate::common::write::{self as shared, Deltas, Item, TargetRow, finite};
+use crate::common::{Access, uid};
+use crate::model::WriteOutcome;
+use crate::ts::Ts;
+use crate::{ReadingWriter, StoreResult};
+
+impl ReadingWriter for PgStore {
+    async fn write_readings(
+        &self,
+        scope: &TenantScope,
+        batch: &[(InverterId, Reading)],
+        received_at: DateTime<Utc>,
+    ) -> StoreResult<Vec<WriteOutcome>> {
+        let user = uid(scope);
+        let received_at = Ts::new(received_at);
+        let mut tx = self.begin_write(Access::Tenant(scope)).await?;
+        let targets: Vec<TargetRow> = sqlx::query_as(dialect::WRITE_TARGETS)
+            .bind(user)
+            .bind(shared::inverter_ids(batch))
+            .fetch_all(&mut *tx)
+            .await?;
+        let owned: HashSet<i64> = targets.iter().map(|t| t.inverter_id).collect();
+        let (mut outcomes, items) = shared::prepare(batch, &owned);
+        let inserted = insert_measurements(&mut tx, user, &items, received_at).await?;
+        let stored = shared::mark_stored(&mut outcomes, &items, &inserted);
+        insert_dc(&mut tx, user, &stored).await?;
+        let (five, hour) = shared::power_deltas(&stored);
+        upsert_rollups(&mut tx, user, &five, &hour).await?;
+        if !owned.is_empty() {
+            sqlx::query(dialect::TOUCH_MANY)
+                .bind(user)
+                .bind(owned.iter().copied().collect::<Vec<i64>>())
+                .bind(received_at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+}
+
+/// The AC rows as column arrays; returns the (inverter, time) keys actually inserted.
+async fn insert_measurements(
+    tx: &mut Transaction<'static, Db>,
+    user: i64,
+    items: &[Item<'_>],
+    received_at: Ts,
+) -> StoreResult<HashSet<(i64, Ts)>> {
+    if items.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let column = |f: fn(&Reading) -> Option<f64>| -> Vec<Option<f64>> {
+        items.iter().map(|i| finite(f(i.reading))).collect()
+    };
+    let keys: Vec<(i64, Ts)> = sqlx::query_as(dialect::INSERT_MEASUREMENTS)
+        .bind(user)
+        .bind(received_at)
+        .bind(items.iter().map(|i| i.inverter).collect::<Vec<i64>>())
+        .bind(items.iter().map(|i| i.time).collect::<Vec<Ts>>())
+        .bind(column(|r| r.power_ac_w))
+        .bind(column(|r| r.voltage_ac_v))
+        .bind(column(|r| r.current_ac_a))
+        .bind(column(|r| r.frequency_hz))
+        .bind(column(|r| r.power_factor))
+        .bind(column(|r| r.power_dc_w))
+        .bind(column(|r| r.temperature_c))
+        .bind(column(|r| r.yield_day_wh))
+        .bind(column(|r| r.yield_total_wh))
+        .bind(
+            items
+                .iter()
+                .map(|i| i.reading.reachable)
+                .collect::<Vec<bool>>(),
+        )
+        .bind(
+            items
+                .iter()
+                .map(|i| i.reading.producing)
+                .collect::<Vec<bool>>(),
+        )
+        .bind(
+            items
+                .iter()
+                .map(|i| i.reading.source.as_str())
+                .collect::<Vec<&str>>(),
+        )
+        .fetch_all(&mut **tx)
+        .await?;
+    Ok(keys.into_iter().collect())
+}
+
+/// The DC rows of the stored readings as column arrays.
+async fn insert_dc(
+    tx: &mut Transaction<'static, Db>,
+    user: i64,
+    stored: &[Item<'_>],
+) -> StoreResult<()> {
+    let rows: Vec<(&Item<'_>, &deyehard_core::DcReading)> = stored
+        .iter()
+        .flat_map(|item| item.reading.dc.iter().map(move |dc| (item, dc)))
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let column = |f: fn(&deyehard_core::DcReading) -> Option<f64>| -> Vec<Option<f64>> {
+        rows.iter().map(|(_, dc)| finite(f(dc))).collect()
+    };
+    sqlx::query(dialect::INSERT_DC)
+        .bind(user)
+        .bind(rows.iter().map(|(i, _)| i.inverter).collect::<Vec<i64>>())
+        .bind(rows.iter().map(|(i, _)| i.time).collect::<Vec<Ts>>())
+        .bind(
+            rows.iter()
+                .map(|(_, dc)| i16::from(dc.channel))
+                .collect::<Vec<i16>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|(_, dc)| dc.name.as_deref())
+                .collect::<Vec<Option<&str>>>(),
+        )
+        .bind(column(|dc| dc.power_w))
+        .bind(column(|dc| dc.voltage_v))
+        .bind(column(|dc| dc.current_a))
+        .bind(column(|dc| dc.yield_day_wh))
+        .bind(column(|dc| dc.yield_total_wh))
+        .bind(column(|dc| dc.irradiation_pct))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Adds the batch's deltas to both rollups, one statement each.
+async fn upsert_rollups(
+    tx: &mut Transaction<'static, Db>,
+    user: i64,
+    five: &Deltas,
+    hour: &Deltas,
+) -> StoreResult<()> {
+    if !five.is_empty() {
+        sqlx::query(dialect::UPSERT_5M)
+            .bind(user)
+            .bind(five.keys().map(|k| k.0).collect::<Vec<i64>>())
+            .bind(five.keys().map(|k| k.1).collect::<Vec<Ts>>())
+            .bind(five.values().map(|d| d.samples).collect::<Vec<i64>>())
+            .bind(five.values().map(|d| d.power_sum).collect::<Vec<f64>>())
+            .bind(
+                five.values()
+                    .map(|d| d.power_min)
+                    .collect::<Vec<Option<f64>>>(),
+            )
+            .bind(
+                five.values()
+                    .map(|d| d.power_max)
+                    .collect::<Vec<Option<f64>>>(),
+            )
+            .bind(five.values().map(|d| d.energy_wh).collect::<Vec<f64>>())
+            .execute(&mut **tx)
+            .await?;
+    }
+    if !hour.is_empty() {
+        sqlx::query(dialect::UPSERT_1H)
+            .bind(user)
+            .bind(hour.keys().map(|k| k.0).collect::<Vec<i64>>())
+            .bind(hour.keys().map(|k| k.1).collect::<Vec<Ts>>())
+            .bind(hour.values().map(|d| d.samples).collect::<Vec<i64>>())
+            .bind(hour.values().map(|d| d.power_sum).collect::<Vec<f64>>())
+            .bind(
+                hour.values()
+                    .map(|d| d.power_min)
+                    .collect::<Vec<Option<f64>>>(),
+            )
+            .bind(
+                hour.values()
+                    .map(|d| d.power_max)
+                    .collect::<Vec<Option<f64>>>(),
+            )
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}

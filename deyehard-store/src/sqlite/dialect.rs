@@ -1,0 +1,69 @@
+//! SQLite statements that differ from PostgreSQL's (times are integer milliseconds here, and
+//! there is no `LEAST`/`GREATEST`, `ANY` or `FOR UPDATE`).
+
+/// Power buckets from raw rows: `$3` base, `$4` end, `$5` bucket width in ms.
+pub(crate) const SERIES_RAW: &str = "SELECT (time - $3) / $5 AS idx, count(*) AS n, \
+     sum(power_ac_w) AS total, min(power_ac_w) AS lo, max(power_ac_w) AS hi FROM measurements \
+     WHERE user_id = $1 AND inverter_id = $2 AND time >= $3 AND time < $4 AND reachable \
+     AND power_ac_w IS NOT NULL GROUP BY idx ORDER BY idx";
+
+/// Power buckets from the 5-minute rollup.
+pub(crate) const SERIES_5M: &str = "SELECT (bucket - $3) / $5 AS idx, sum(samples) AS n, \
+     sum(power_sum) AS total, min(power_min) AS lo, max(power_max) AS hi FROM rollup_5m \
+     WHERE user_id = $1 AND inverter_id = $2 AND bucket >= $3 AND bucket < $4 AND samples > 0 \
+     GROUP BY idx ORDER BY idx";
+
+/// Power buckets from the hourly rollup.
+pub(crate) const SERIES_1H: &str = "SELECT (bucket - $3) / $5 AS idx, sum(samples) AS n, \
+     sum(power_sum) AS total, min(power_min) AS lo, max(power_max) AS hi FROM rollup_1h \
+     WHERE user_id = $1 AND inverter_id = $2 AND bucket >= $3 AND bucket < $4 AND samples > 0 \
+     GROUP BY idx ORDER BY idx";
+
+/// DC power buckets per channel from raw rows of reachable readings.
+pub(crate) const SERIES_DC: &str = "SELECT d.channel AS channel, (d.time - $3) / $5 AS idx, \
+     count(*) AS n, sum(d.power_w) AS total, min(d.power_w) AS lo, max(d.power_w) AS hi \
+     FROM dc_measurements d JOIN measurements m ON m.inverter_id = d.inverter_id \
+     AND m.time = d.time AND m.reachable \
+     WHERE d.user_id = $1 AND d.inverter_id = $2 AND d.time >= $3 AND d.time < $4 \
+     AND d.power_w IS NOT NULL GROUP BY d.channel, idx ORDER BY d.channel, idx";
+
+/// The write target of one inverter of the scope: energy state, owner's zone, rated power.
+/// (SQLite has one writer connection, so no row lock is needed.)
+pub(crate) const WRITE_TARGET: &str = "SELECT s.inverter_id, u.time_zone, i.rated_power_w, \
+     s.last_sample_time, s.last_time, s.last_power_w, s.last_yield_day_wh, \
+     s.last_yield_total_wh FROM energy_state s JOIN inverters i ON i.id = s.inverter_id \
+     JOIN users u ON u.id = s.user_id WHERE s.user_id = $1 AND s.inverter_id = $2";
+
+/// One AC row; a duplicate (inverter, time) changes nothing.
+pub(crate) const INSERT_MEASUREMENT: &str = "INSERT INTO measurements (inverter_id, time, \
+     user_id, power_ac_w, voltage_ac_v, current_ac_a, frequency_hz, power_factor, power_dc_w, \
+     temperature_c, yield_day_wh, yield_total_wh, reachable, producing, source, received_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+     ON CONFLICT DO NOTHING";
+
+/// One DC row.
+pub(crate) const INSERT_DC: &str = "INSERT INTO dc_measurements (inverter_id, time, channel, \
+     user_id, name, power_w, voltage_v, current_a, yield_day_wh, yield_total_wh, \
+     irradiation_pct) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+     ON CONFLICT DO NOTHING";
+
+/// Adds a delta to a 5-minute rollup bucket.
+pub(crate) const UPSERT_5M: &str = "INSERT INTO rollup_5m (inverter_id, bucket, user_id, \
+     samples, power_sum, power_min, power_max, energy_wh) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     ON CONFLICT (inverter_id, bucket) DO UPDATE SET samples = samples + excluded.samples, \
+     power_sum = power_sum + excluded.power_sum, \
+     power_min = CASE WHEN power_min IS NULL OR excluded.power_min < power_min \
+     THEN excluded.power_min ELSE power_min END, \
+     power_max = CASE WHEN power_max IS NULL OR excluded.power_max > power_max \
+     THEN excluded.power_max ELSE power_max END, \
+     energy_wh = energy_wh + excluded.energy_wh";
+
+/// Adds a delta to an hourly rollup bucket.
+pub(crate) const UPSERT_1H: &str = "INSERT INTO rollup_1h (inverter_id, bucket, user_id, \
+     samples, power_sum, power_min, power_max) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+     ON CONFLICT (inverter_id, bucket) DO UPDATE SET samples = samples + excluded.samples, \
+     power_sum = power_sum + excluded.power_sum, \
+     power_min = CASE WHEN power_min IS NULL OR excluded.power_min < power_min \
+     THEN excluded.power_min ELSE power_min END, \
+     power_max = CASE WHEN power_max IS NULL OR excluded.power_max > power_max \
+     THEN excluded.power_max ELSE power_max END";

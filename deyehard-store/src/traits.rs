@@ -1,0 +1,332 @@
+//! The capability traits. Every tenant-owned method takes a [`TenantScope`]; the few methods that
+//! work across tenants say so in their name (`…_unscoped`) or take an [`AdminActor`].
+//!
+//! Both backends and the [`crate::Store`] enum implement all of them.
+
+use std::future::Future;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use deyehard_core::{ApiKeyId, DeviceInfo, DeviceSerial, InverterId, LoggerSerial, Reading};
+use deyehard_core::{TenantScope, UserId};
+
+use crate::StoreError;
+use crate::model::{
+    AdminActor, ApiKey, BackendInfo, DailyEnergy, DcSeries, Inverter, InverterFields,
+    LatestReading, LoggerClaim, NewUser, PowerSeries, ProfileUpdate, RawFrame, RawFrameInput,
+    RetentionReport, UnclaimedLogger, UnknownSerial, User, UserFlags, UserOverview, WriteOutcome,
+};
+
+/// Shorthand for the result of every store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// User accounts (the identity table).
+pub trait UserStore {
+    /// Signs a user up. [`StoreError::Conflict`] with [`crate::constraint::USER_EMAIL`] when the
+    /// address exists in any letter case; [`StoreError::Invalid`] for an unknown time zone.
+    fn create_user(&self, new: &NewUser) -> impl Future<Output = StoreResult<User>> + Send;
+    /// The scope's own account.
+    fn user(&self, scope: &TenantScope) -> impl Future<Output = StoreResult<User>> + Send;
+    /// Credential resolution for login: the account with this address (any letter case).
+    /// Unscoped by nature: nobody is authenticated yet.
+    fn user_by_email_unscoped(
+        &self,
+        email: &str,
+    ) -> impl Future<Output = StoreResult<Option<User>>> + Send;
+    /// Credential resolution for session checks: the account a verified session token names.
+    fn user_by_id_unscoped(
+        &self,
+        id: UserId,
+    ) -> impl Future<Output = StoreResult<Option<User>>> + Send;
+    /// Updates name, time zone and locale.
+    fn update_profile(
+        &self,
+        scope: &TenantScope,
+        update: &ProfileUpdate,
+    ) -> impl Future<Output = StoreResult<User>> + Send;
+    /// Replaces the password hash and bumps the session version (other sessions end). Returns
+    /// the new session version.
+    fn set_password_hash(
+        &self,
+        scope: &TenantScope,
+        password_hash: &str,
+    ) -> impl Future<Output = StoreResult<i64>> + Send;
+    /// "Log out everywhere": bumps and returns the session version.
+    fn bump_session_version(
+        &self,
+        scope: &TenantScope,
+    ) -> impl Future<Output = StoreResult<i64>> + Send;
+    /// Marks the e-mail address verified (or not).
+    fn set_verified(
+        &self,
+        scope: &TenantScope,
+        verified: bool,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Changes the e-mail address ([`StoreError::Conflict`] when taken).
+    fn set_email(
+        &self,
+        scope: &TenantScope,
+        email: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Deletes the account and, by cascade, everything it owns.
+    fn delete_user(&self, scope: &TenantScope) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+/// API keys (one per DTU, say). Only hashes are stored.
+pub trait ApiKeyStore {
+    /// Stores a new key's public prefix and hash.
+    fn create_api_key(
+        &self,
+        scope: &TenantScope,
+        name: &str,
+        prefix: &str,
+        key_hash: &str,
+    ) -> impl Future<Output = StoreResult<ApiKey>> + Send;
+    /// The scope's keys, newest first (never the hashes).
+    fn api_keys(
+        &self,
+        scope: &TenantScope,
+    ) -> impl Future<Output = StoreResult<Vec<ApiKey>>> + Send;
+    /// Revokes a key (idempotent); [`StoreError::NotFound`] for another tenant's key.
+    fn revoke_api_key(
+        &self,
+        scope: &TenantScope,
+        id: ApiKeyId,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Deletes a key; [`StoreError::NotFound`] for another tenant's key.
+    fn delete_api_key(
+        &self,
+        scope: &TenantScope,
+        id: ApiKeyId,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Credential resolution (cross-tenant by nature): the tenant owning the key with this hash,
+    /// if the key is not revoked and its owner is active. Records the use in `last_used_at`.
+    fn resolve_api_key_unscoped(
+        &self,
+        key_hash: &str,
+    ) -> impl Future<Output = StoreResult<Option<(TenantScope, ApiKeyId)>>> + Send;
+}
+
+/// Inverters and what devices tell about them.
+pub trait InverterStore {
+    /// Registers an inverter. [`StoreError::Conflict`] with
+    /// [`crate::constraint::INVERTER_SERIAL`] or [`crate::constraint::INVERTER_LOGGER_SERIAL`].
+    fn create_inverter(
+        &self,
+        scope: &TenantScope,
+        fields: &InverterFields,
+    ) -> impl Future<Output = StoreResult<Inverter>> + Send;
+    /// One inverter; [`StoreError::NotFound`] for another tenant's id.
+    fn inverter(
+        &self,
+        scope: &TenantScope,
+        id: InverterId,
+    ) -> impl Future<Output = StoreResult<Inverter>> + Send;
+    /// The scope's inverters by id.
+    fn inverters(
+        &self,
+        scope: &TenantScope,
+    ) -> impl Future<Output = StoreResult<Vec<Inverter>>> + Send;
+    /// The scope's inverter with this device serial (OpenDTU ingestion).
+    fn inverter_by_serial(
+        &self,
+        scope: &TenantScope,
+        serial: &DeviceSerial,
+    ) -> impl Future<Output = StoreResult<Option<Inverter>>> + Send;
+    /// Replaces the editable fields.
+    fn update_inverter(
+        &self,
+        scope: &TenantScope,
+        id: InverterId,
+        fields: &InverterFields,
+    ) -> impl Future<Output = StoreResult<Inverter>> + Send;
+    /// Deletes the inverter and all its data.
+    fn delete_inverter(
+        &self,
+        scope: &TenantScope,
+        id: InverterId,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Fills in what the device reported about itself (absent values keep the stored ones).
+    fn update_device_info(
+        &self,
+        scope: &TenantScope,
+        id: InverterId,
+        info: &DeviceInfo,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Moves `last_seen_at` forward to `seen_at` (never backwards).
+    fn touch_inverter(
+        &self,
+        scope: &TenantScope,
+        id: InverterId,
+        seen_at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Remembers an inverter serial pushed with the scope's key but not registered.
+    fn record_unknown_serial(
+        &self,
+        scope: &TenantScope,
+        inverter_serial: &str,
+        dtu_serial: Option<&str>,
+        seen_at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Serials pushed but still not registered, most recent first.
+    fn unknown_serials(
+        &self,
+        scope: &TenantScope,
+    ) -> impl Future<Output = StoreResult<Vec<UnknownSerial>>> + Send;
+}
+
+/// Writing readings.
+pub trait ReadingWriter {
+    /// Stores a batch in one transaction and returns one outcome per item, in order.
+    ///
+    /// Duplicates (same inverter and time) change nothing; an inverter outside the scope stores
+    /// nothing for its items. Daily energy, power rollups and `last_seen_at` are maintained in
+    /// the same transaction. Values that are not finite are stored as absent.
+    fn write_readings(
+        &self,
+        scope: &TenantScope,
+        batch: &[(InverterId, Reading)],
+        received_at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<Vec<WriteOutcome>>> + Send;
+}
+
+/// Reading series and energy.
+pub trait ReadingReader {
+    /// The newest reading of each of the scope's inverters that has data.
+    fn latest_readings(
+        &self,
+        scope: &TenantScope,
+    ) -> impl Future<Output = StoreResult<Vec<LatestReading>>> + Send;
+    /// Up to `limit` readings with `from <= time < to`, in time order, with DC channels. Page on
+    /// by calling again with `from` = the last time + 1 ms (times have millisecond precision).
+    fn readings(
+        &self,
+        scope: &TenantScope,
+        inverter: InverterId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<Reading>>> + Send;
+    /// AC power over `[from, to)` downsampled on the server to at most `max_points` buckets
+    /// (mean/min/max of reachable readings); long ranges read the write-time rollups.
+    fn power_series(
+        &self,
+        scope: &TenantScope,
+        inverter: InverterId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        max_points: u32,
+    ) -> impl Future<Output = StoreResult<PowerSeries>> + Send;
+    /// DC power per channel over `[from, to)`, at most `max_points` buckets per channel.
+    fn dc_series(
+        &self,
+        scope: &TenantScope,
+        inverter: InverterId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        max_points: u32,
+    ) -> impl Future<Output = StoreResult<DcSeries>> + Send;
+    /// Daily energy for `from_day ..= to_day` (days without data are absent).
+    fn daily_energy(
+        &self,
+        scope: &TenantScope,
+        inverter: InverterId,
+        from_day: NaiveDate,
+        to_day: NaiveDate,
+    ) -> impl Future<Output = StoreResult<Vec<DailyEnergy>>> + Send;
+}
+
+/// Raw (undecodable) frames of claimed loggers.
+pub trait RawFrameStore {
+    /// Keeps a frame of the scope's inverter for later replay (bounded by retention).
+    fn store_raw_frame(
+        &self,
+        scope: &TenantScope,
+        inverter: InverterId,
+        frame: &RawFrameInput<'_>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Up to `limit` stored frames of the inverter received in `[from, to)`, oldest first.
+    fn raw_frames(
+        &self,
+        scope: &TenantScope,
+        inverter: InverterId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<RawFrame>>> + Send;
+}
+
+/// Solarman loggers: claims and frames of loggers nobody claimed yet.
+pub trait UnclaimedLoggerStore {
+    /// Credential resolution (cross-tenant by nature): the active claim of a logger serial.
+    fn resolve_logger_unscoped(
+        &self,
+        serial: LoggerSerial,
+    ) -> impl Future<Output = StoreResult<Option<LoggerClaim>>> + Send;
+    /// Device-level write (cross-tenant): records a frame of an unclaimed logger
+    /// (`unclaimed_loggers` upsert + a raw frame without owner).
+    fn record_unclaimed_frame(
+        &self,
+        frame: &RawFrameInput<'_>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Right after a claim: assigns the logger's ownerless frames to the scope's inverter that
+    /// claims `serial`, forgets the unclaimed logger, and returns the frames oldest first so the
+    /// caller can decode and backfill. [`StoreError::NotFound`] when the scope has no inverter
+    /// with this logger serial.
+    fn take_unclaimed_frames(
+        &self,
+        scope: &TenantScope,
+        serial: LoggerSerial,
+    ) -> impl Future<Output = StoreResult<Vec<RawFrame>>> + Send;
+}
+
+/// Admin views across tenants. Every method re-checks in the database, in the same transaction,
+/// that the actor is an active superuser ([`StoreError::Forbidden`] otherwise).
+pub trait AdminStore {
+    /// Users matching `search` (substring of e-mail or name, any case), by id.
+    fn admin_users(
+        &self,
+        actor: AdminActor,
+        search: Option<&str>,
+        limit: u32,
+        offset: u32,
+    ) -> impl Future<Output = StoreResult<Vec<UserOverview>>> + Send;
+    /// Sets a user's flags.
+    fn admin_set_user_flags(
+        &self,
+        actor: AdminActor,
+        user: UserId,
+        flags: UserFlags,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Deletes a user and everything they own.
+    fn admin_delete_user(
+        &self,
+        actor: AdminActor,
+        user: UserId,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// All inverters of all tenants, by id.
+    fn admin_inverters(
+        &self,
+        actor: AdminActor,
+    ) -> impl Future<Output = StoreResult<Vec<Inverter>>> + Send;
+    /// Loggers that sent frames but are not claimed, most recent first.
+    fn admin_unclaimed_loggers(
+        &self,
+        actor: AdminActor,
+    ) -> impl Future<Output = StoreResult<Vec<UnclaimedLogger>>> + Send;
+}
+
+/// Operations.
+pub trait Maintenance {
+    /// Backend, TimescaleDB use and retention, for the startup report.
+    fn backend_info(&self) -> impl Future<Output = StoreResult<BackendInfo>> + Send;
+    /// A cheap round trip for readiness checks.
+    fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Deletes measurements, DC measurements and raw frames older than `now - days` (for the
+    /// hypertables TimescaleDB's policy does this instead), plus unclaimed loggers not seen
+    /// since. Cross-tenant by nature. Daily energy and rollups are kept.
+    fn apply_retention(
+        &self,
+        now: DateTime<Utc>,
+        days: u32,
+    ) -> impl Future<Output = StoreResult<RetentionReport>> + Send;
+}

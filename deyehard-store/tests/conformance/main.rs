@@ -1,0 +1,120 @@
+//! The store conformance suite: every test is written once and instantiated for SQLite (a temp
+//! file per test) and PostgreSQL (a fresh database per test, from `DEYEHARD_TEST_PG_URL`,
+//! default `postgres://postgres@127.0.0.1:5432/postgres`). PostgreSQL tests fail loudly when
+//! the server is unreachable or the backend is not compiled in; they are never skipped.
+//!
+//! Run: `cargo test -p deyehard-store --all-features`.
+
+mod accounts;
+mod devices;
+mod harness;
+mod inverters;
+#[cfg(feature = "postgres")]
+mod isolation;
+mod maintenance;
+mod readings;
+
+/// Instantiates `async fn name(db: TestDb)` tests for every backend.
+macro_rules! conformance {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        #[cfg(feature = "sqlite")]
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::harness::run(crate::harness::Kind::Sqlite, crate::$module::$name).await;
+                }
+            )*
+        }
+
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::harness::run(crate::harness::Kind::Postgres, crate::$module::$name).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    accounts::user_email_is_unique_case_insensitively,
+    accounts::profile_password_and_session_version,
+    accounts::api_key_resolution,
+    accounts::api_keys_of_other_tenants_are_not_found,
+    accounts::admin_methods_recheck_superuser,
+    inverters::inverter_lifecycle_and_conflicts,
+    inverters::other_tenants_inverters_are_not_found,
+    inverters::unknown_serials_until_registered,
+    readings::readings_round_trip_at_full_precision,
+    readings::duplicates_change_nothing,
+    readings::foreign_inverters_store_nothing,
+    readings::other_tenants_readings_are_not_found,
+    readings::power_series_is_downsampled_with_gaps,
+    readings::concurrent_writers_lose_nothing,
+    devices::unclaimed_logger_and_take_after_claim,
+    devices::raw_frames_of_claimed_loggers,
+    maintenance::deleting_a_user_leaves_no_orphans,
+    maintenance::retention_deletes_only_old_rows,
+    maintenance::backend_info_reports_the_backend,
+}
+
+/// PostgreSQL-only tests (RLS has no SQLite counterpart: there, the SQL's `WHERE user_id` is
+/// the isolation, which the cross-tenant tests above cover on both backends).
+#[cfg(feature = "postgres")]
+mod postgres_only {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rls_shows_each_tenant_only_its_rows() {
+        let test = crate::isolation::rls_shows_each_tenant_only_its_rows;
+        crate::harness::run(crate::harness::Kind::Postgres, test).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn app_role_cannot_bypass_rls() {
+        let test = crate::isolation::app_role_cannot_bypass_rls;
+        crate::harness::run(crate::harness::Kind::Postgres, test).await;
+    }
+}
+
+/// The PostgreSQL half of the suite must not disappear quietly when the feature is off.
+#[cfg(not(feature = "postgres"))]
+#[test]
+fn postgres_backend_is_compiled() {
+    panic!(
+        "the PostgreSQL conformance tests are not compiled: run \
+         `cargo test -p deyehard-store --all-features`"
+    );
+}
+
+/// Both migration trees must have the same versions (a version missing on one side fails).
+#[test]
+fn migration_versions_match() {
+    let versions = |backend: &str| -> Vec<String> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../migrations")
+            .join(backend);
+        let mut versions: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|entry| {
+                entry
+                    .expect("dir entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .filter(|name| name.ends_with(".sql"))
+            .map(|name| name.split('_').next().unwrap_or_default().to_owned())
+            .collect();
+        versions.sort();
+        versions
+    };
+    let postgres = versions("postgres");
+    assert!(!postgres.is_empty());
+    assert_eq!(
+        postgres,
+        versions("sqlite"),
+        "migrations/postgres and migrations/sqlite differ"
+    );
+}

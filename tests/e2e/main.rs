@@ -1,0 +1,5 @@
+//! End-to-end tests through real sockets: the collector (and later the web server) started
+//! in-process on port 0 with the same `run` functions the binaries use, on both store backends.
+
+mod collector;
+mod support;

@@ -1,0 +1,315 @@
+//! Test support: a fresh store per test (SQLite in a temporary directory, or a fresh
+//! PostgreSQL database), a collector on port 0, and a fake Solarman logger built from our codec.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deyehard::solarman::{ControlCode, Frame, parse};
+use deyehard_core::{InverterId, InverterKind, LoggerSerial, TenantScope};
+use deyehard_store::{InverterFields, InverterStore, NewUser, Store, StoreOptions, UserStore};
+use serde_json::Value;
+use sqlx::Connection;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// How long any single network step may take before the test fails.
+pub const STEP: Duration = Duration::from_secs(10);
+
+/// Which backend a test runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A store of its own for one test; dropping it removes the database.
+pub struct TestStore {
+    pub store: Arc<Store>,
+    pub dir: tempfile::TempDir,
+    pg: Option<(String, String)>,
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("DEYEHARD_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    let base = url.split('?').next().unwrap_or(url);
+    let (server, _) = base.rsplit_once('/').unwrap_or((base, ""));
+    format!("{server}/{db}")
+}
+
+impl TestStore {
+    pub async fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        match backend {
+            Backend::Sqlite => {
+                let path = dir.path().join("deyehard.db");
+                let store = Store::connect(&path.to_string_lossy(), &StoreOptions::default())
+                    .await
+                    .expect("open SQLite store");
+                Self { store: Arc::new(store), dir, pg: None }
+            }
+            Backend::Postgres => {
+                let admin = pg_admin_url();
+                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+                    panic!(
+                        "PostgreSQL is needed for this test but {admin} is unreachable ({e}). \
+                         Start it with `pg_ctlcluster 15 main start`, or point DEYEHARD_TEST_PG_URL at one."
+                    )
+                });
+                let name = format!("dh_e2e_{:016x}", rand::random::<u64>());
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let url = with_database(&admin, &name);
+                let store = Store::connect(&url, &StoreOptions::default()).await.expect("open PostgreSQL store");
+                Self { store: Arc::new(store), dir, pg: Some((admin, name)) }
+            }
+        }
+    }
+
+    /// The PostgreSQL database name, if this is a PostgreSQL store.
+    pub fn pg_database(&self) -> Option<(&str, &str)> {
+        self.pg.as_ref().map(|(a, n)| (a.as_str(), n.as_str()))
+    }
+
+    /// A verified user and a scope for them.
+    pub async fn user(&self, email: &str) -> TenantScope {
+        let user = self
+            .store
+            .create_user(&NewUser {
+                email: email.to_owned(),
+                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".to_owned(),
+                display_name: email.to_owned(),
+                time_zone: Some("Europe/Berlin".to_owned()),
+                locale: None,
+                is_verified: true,
+                is_superuser: false,
+            })
+            .await
+            .expect("create user");
+        TenantScope::for_tests(user.id)
+    }
+
+    /// Registers a Solarman inverter claiming `logger`.
+    pub async fn claim(&self, scope: &TenantScope, logger: u32) -> InverterId {
+        self.store
+            .create_inverter(
+                scope,
+                &InverterFields {
+                    name: "Balcony".to_owned(),
+                    kind: InverterKind::Solarman,
+                    serial: None,
+                    logger_serial: Some(LoggerSerial::new(logger)),
+                    rated_power_w: None,
+                    mppt_count: None,
+                },
+            )
+            .await
+            .expect("create inverter")
+            .id
+    }
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.pg.take() else { return };
+        // Async drop does not exist: clean up on a thread with its own small runtime.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A collector running in-process on 127.0.0.1:0.
+pub struct TestCollector {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestCollector {
+    pub async fn start(store: &TestStore) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let addr = listener.local_addr().expect("local address");
+        let options = deyehard_collector::CollectorOptions::new(store.dir.path().join("spool"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(deyehard_collector::run(listener, store.store.clone(), options, async move {
+            let _ = stopped.await;
+        }));
+        Self { addr, stop: Some(stop), task: Some(task) }
+    }
+
+    /// Stops the collector and waits until it has drained.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(STEP, task)
+                .await
+                .expect("collector stops in time")
+                .expect("collector task")
+                .expect("collector result");
+        }
+    }
+}
+
+/// A fake logger speaking V5 over a real socket.
+pub struct FakeLogger {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl FakeLogger {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let stream = tokio::time::timeout(STEP, TcpStream::connect(addr))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        Self { stream, buf: Vec::new() }
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("send");
+    }
+
+    /// Sends `bytes` one byte per write.
+    pub async fn send_bytewise(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.stream.write_all(std::slice::from_ref(b)).await.expect("send byte");
+            self.stream.flush().await.expect("flush");
+        }
+    }
+
+    /// The next whole frame from the collector.
+    pub async fn reply(&mut self) -> Received {
+        loop {
+            if let Ok(len) = deyehard::solarman::check(&self.buf) {
+                let frame_bytes: Vec<u8> = self.buf.drain(..len).collect();
+                let frame = parse(&frame_bytes).expect("a valid reply frame");
+                return owned(&frame);
+            }
+            let mut chunk = [0u8; 512];
+            let n = tokio::time::timeout(STEP, self.stream.read(&mut chunk))
+                .await
+                .expect("a reply in time")
+                .expect("read");
+            assert!(n > 0, "the collector closed the connection instead of replying");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Waits until the collector closes the connection.
+    pub async fn closed(&mut self) {
+        let mut chunk = [0u8; 64];
+        loop {
+            match tokio::time::timeout(STEP, self.stream.read(&mut chunk)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(_)) => continue,
+                Err(_) => panic!("the collector did not close the connection"),
+            }
+        }
+    }
+}
+
+/// A frame the collector sent, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub control: ControlCode,
+    pub seq_a: u8,
+    pub seq_b: u8,
+    pub serial: u32,
+    pub payload: Vec<u8>,
+}
+
+impl Received {
+    /// The unix time in a server reply (payload bytes 2..6).
+    pub fn reply_time(&self) -> u32 {
+        u32::from_le_bytes([self.payload[2], self.payload[3], self.payload[4], self.payload[5]])
+    }
+}
+
+fn owned(frame: &Frame<'_>) -> Received {
+    Received {
+        control: frame.control,
+        seq_a: frame.seq_a,
+        seq_b: frame.seq_b,
+        serial: frame.serial.get(),
+        payload: frame.payload.to_vec(),
+    }
+}
+
+/// The test frames with their expected decoding.
+pub fn fixtures() -> Vec<Value> {
+    let text = include_str!("../fixtures/solarman-frames.json");
+    serde_json::from_str(text).expect("frames.json")
+}
+
+/// The bytes of the fixture frame `name`.
+pub fn fixture_bytes(name: &str) -> Vec<u8> {
+    let frame = fixtures()
+        .into_iter()
+        .find(|f| f["name"] == name)
+        .unwrap_or_else(|| panic!("no fixture {name}"));
+    hex::decode(frame["hex"].as_str().expect("hex")).expect("hex")
+}
+
+/// Rebuilds `frame` with other header fields and a patched payload (checksum recomputed).
+pub fn rebuild(bytes: &[u8], serial: u32, seq_b: u8, patch: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let frame = parse(bytes).expect("fixture parses");
+    let mut payload = frame.payload.to_vec();
+    patch(&mut payload);
+    Frame {
+        control: frame.control,
+        seq_a: 0,
+        seq_b,
+        serial: LoggerSerial::new(serial),
+        payload: &payload,
+    }
+    .to_vec()
+    .expect("encode")
+}
+
+/// A live (frame type 0x01) Deye data frame from `serial` whose device time is `time`.
+pub fn live_data(serial: u32, seq_b: u8, time: DateTime<Utc>) -> Vec<u8> {
+    let hist = fixture_bytes("deye-m80g3-data-hist");
+    rebuild(&hist, serial, seq_b, |p| {
+        p[0] = 0x01;
+        let total = u32::from_le_bytes([p[3], p[4], p[5], p[6]]);
+        let unix = u32::try_from(time.timestamp()).expect("time fits u32");
+        p[11..15].copy_from_slice(&(unix - total).to_le_bytes());
+    })
+}
+
+/// A handshake from `serial`.
+pub fn handshake(serial: u32, seq_b: u8) -> Vec<u8> {
+    rebuild(&fixture_bytes("ginlong-mw08-handshake"), serial, seq_b, |_| {})
+}
+
+/// A heartbeat from `serial`.
+pub fn heartbeat(serial: u32, seq_a: u8, seq_b: u8) -> Vec<u8> {
+    Frame {
+        control: ControlCode::Heartbeat,
+        seq_a,
+        seq_b,
+        serial: LoggerSerial::new(serial),
+        payload: &[0x00],
+    }
+    .to_vec()
+    .expect("encode")
+}
