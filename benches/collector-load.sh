@@ -87,9 +87,11 @@ echo
 for n in "$@"; do
   grep '^{' "$work/result-$n.txt" || true
 done
-if grep -qiE ' (error|panic)' "$work/collector.log"; then
+# Warnings and errors of the collector (its log may carry colour codes).
+sed 's/\x1b\[[0-9;]*m//g' "$work/collector.log" | grep -E ' (WARN|ERROR) |panicked' >"$work/problems.log" || true
+if [ -s "$work/problems.log" ]; then
   echo
-  echo "collector-load: errors in the collector log:"
-  grep -iE ' (error|panic)' "$work/collector.log" | head -n 20
+  echo "collector-load: $(wc -l <"$work/problems.log") warning/error lines in the collector log, the first 10:"
+  head -n 10 "$work/problems.log"
 fi
 exit "$status"
