@@ -31,8 +31,11 @@ fn main() {
     // the logger announced (here: one that puts the frame on 2024-04-10).
     let offset = 1_705_840_598;
     let received = Utc.with_ymd_and_hms(2024, 4, 10, 12, 0, 0).unwrap();
-    let FrameContent::Data { timestamp, decoded: Some(data), .. } =
-        FrameContent::decode(&frame, Some(offset), received)
+    let FrameContent::Data {
+        timestamp,
+        decoded: Some(data),
+        ..
+    } = FrameContent::decode(&frame, Some(offset), received)
     else {
         panic!("a decodable Deye micro-inverter data frame");
     };

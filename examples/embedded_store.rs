@@ -66,9 +66,15 @@ async fn main() {
             (inverter.id, reading)
         })
         .collect();
-    store.write_readings(&scope, &batch, Utc::now()).await.expect("write");
+    store
+        .write_readings(&scope, &batch, Utc::now())
+        .await
+        .expect("write");
     // Writing the same readings again changes nothing.
-    store.write_readings(&scope, &batch, Utc::now()).await.expect("write again");
+    store
+        .write_readings(&scope, &batch, Utc::now())
+        .await
+        .expect("write again");
 
     let day = NaiveDate::from_ymd_opt(2025, 6, 21).expect("date");
     let days = store
@@ -76,10 +82,16 @@ async fn main() {
         .await
         .expect("daily energy");
     for d in &days {
-        println!("{}: {:.0} Wh, peak {:?} W", d.day, d.energy_wh, d.peak_power_w);
+        println!(
+            "{}: {:.0} Wh, peak {:?} W",
+            d.day, d.energy_wh, d.peak_power_w
+        );
     }
 
     assert_eq!(days.len(), 1);
-    assert!((days[0].energy_wh - 2_400.0).abs() < 1e-6, "240 minutes × 10 Wh");
+    assert!(
+        (days[0].energy_wh - 2_400.0).abs() < 1e-6,
+        "240 minutes × 10 Wh"
+    );
     assert_eq!(days[0].peak_power_w, Some(600.0));
 }

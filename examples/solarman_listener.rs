@@ -23,7 +23,11 @@ struct ForwardReadings(mpsc::UnboundedSender<(LoggerSerial, Reading)>);
 
 impl FrameSink for ForwardReadings {
     async fn record(&self, event: FrameEvent) -> Result<(), SinkError> {
-        if let FrameContent::Data { decoded: Some(data), .. } = event.content {
+        if let FrameContent::Data {
+            decoded: Some(data),
+            ..
+        } = event.content
+        {
             self.0
                 .send((event.logger, data.reading))
                 .map_err(|_| SinkError::Unavailable("the receiver is gone".into()))?;
@@ -74,10 +78,16 @@ async fn main() {
         }
     };
     let reply = parse(&reply[..len]).expect("a valid reply");
-    println!("logger got {:?} with seq {}/{}", reply.control, reply.seq_a, reply.seq_b);
+    println!(
+        "logger got {:?} with seq {}/{}",
+        reply.control, reply.seq_a, reply.seq_b
+    );
 
     let (logger_serial, reading) = readings.recv().await.expect("a reading");
-    println!("reading from logger {logger_serial}: {:?} W at {}", reading.power_ac_w, reading.time);
+    println!(
+        "reading from logger {logger_serial}: {:?} W at {}",
+        reading.power_ac_w, reading.time
+    );
 
     let _ = stop.send(());
     server.await.expect("listener task").expect("listener");
