@@ -52,7 +52,11 @@ impl TestStore {
                 let store = Store::connect(&path.to_string_lossy(), &StoreOptions::default())
                     .await
                     .expect("open SQLite store");
-                Self { store: Arc::new(store), dir, pg: None }
+                Self {
+                    store: Arc::new(store),
+                    dir,
+                    pg: None,
+                }
             }
             Backend::Postgres => {
                 let admin = pg_admin_url();
@@ -68,8 +72,14 @@ impl TestStore {
                     .await
                     .expect("create test database");
                 let url = with_database(&admin, &name);
-                let store = Store::connect(&url, &StoreOptions::default()).await.expect("open PostgreSQL store");
-                Self { store: Arc::new(store), dir, pg: Some((admin, name)) }
+                let store = Store::connect(&url, &StoreOptions::default())
+                    .await
+                    .expect("open PostgreSQL store");
+                Self {
+                    store: Arc::new(store),
+                    dir,
+                    pg: Some((admin, name)),
+                }
             }
         }
     }
@@ -85,7 +95,8 @@ impl TestStore {
             .store
             .create_user(&NewUser {
                 email: email.to_owned(),
-                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".to_owned(),
+                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+                    .to_owned(),
                 display_name: email.to_owned(),
                 time_zone: Some("Europe/Berlin".to_owned()),
                 locale: None,
@@ -119,15 +130,24 @@ impl TestStore {
 
 impl Drop for TestStore {
     fn drop(&mut self) {
-        let Some((admin, name)) = self.pg.take() else { return };
+        let Some((admin, name)) = self.pg.take() else {
+            return;
+        };
         // Async drop does not exist: clean up on a thread with its own small runtime.
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
             rt.block_on(async {
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                        .execute(&mut conn)
-                        .await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
                 }
             });
         })
@@ -148,10 +168,19 @@ impl TestCollector {
         let addr = listener.local_addr().expect("local address");
         let options = deyehard_collector::CollectorOptions::new(store.dir.path().join("spool"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(deyehard_collector::run(listener, store.store.clone(), options, async move {
-            let _ = stopped.await;
-        }));
-        Self { addr, stop: Some(stop), task: Some(task) }
+        let task = tokio::spawn(deyehard_collector::run(
+            listener,
+            store.store.clone(),
+            options,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Self {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     /// Stops the collector and waits until it has drained.
@@ -181,7 +210,10 @@ impl FakeLogger {
             .await
             .expect("connect in time")
             .expect("connect");
-        Self { stream, buf: Vec::new() }
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
     }
 
     pub async fn send(&mut self, bytes: &[u8]) {
@@ -191,7 +223,10 @@ impl FakeLogger {
     /// Sends `bytes` one byte per write.
     pub async fn send_bytewise(&mut self, bytes: &[u8]) {
         for b in bytes {
-            self.stream.write_all(std::slice::from_ref(b)).await.expect("send byte");
+            self.stream
+                .write_all(std::slice::from_ref(b))
+                .await
+                .expect("send byte");
             self.stream.flush().await.expect("flush");
         }
     }
@@ -209,7 +244,10 @@ impl FakeLogger {
                 .await
                 .expect("a reply in time")
                 .expect("read");
-            assert!(n > 0, "the collector closed the connection instead of replying");
+            assert!(
+                n > 0,
+                "the collector closed the connection instead of replying"
+            );
             self.buf.extend_from_slice(&chunk[..n]);
         }
     }
@@ -240,7 +278,12 @@ pub struct Received {
 impl Received {
     /// The unix time in a server reply (payload bytes 2..6).
     pub fn reply_time(&self) -> u32 {
-        u32::from_le_bytes([self.payload[2], self.payload[3], self.payload[4], self.payload[5]])
+        u32::from_le_bytes([
+            self.payload[2],
+            self.payload[3],
+            self.payload[4],
+            self.payload[5],
+        ])
     }
 }
 
@@ -298,7 +341,12 @@ pub fn live_data(serial: u32, seq_b: u8, time: DateTime<Utc>) -> Vec<u8> {
 
 /// A handshake from `serial`.
 pub fn handshake(serial: u32, seq_b: u8) -> Vec<u8> {
-    rebuild(&fixture_bytes("ginlong-mw08-handshake"), serial, seq_b, |_| {})
+    rebuild(
+        &fixture_bytes("ginlong-mw08-handshake"),
+        serial,
+        seq_b,
+        |_| {},
+    )
 }
 
 /// A heartbeat from `serial`.

@@ -39,10 +39,18 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Listen address (loggers use port 10000).
-    #[arg(long, env = "DEYEHARD_COLLECTOR_LISTEN", default_value = "0.0.0.0:10000")]
+    #[arg(
+        long,
+        env = "DEYEHARD_COLLECTOR_LISTEN",
+        default_value = "0.0.0.0:10000"
+    )]
     pub listen: SocketAddr,
     /// Most concurrent logger connections.
-    #[arg(long, env = "DEYEHARD_COLLECTOR_MAX_CONNECTIONS", default_value_t = 20_000)]
+    #[arg(
+        long,
+        env = "DEYEHARD_COLLECTOR_MAX_CONNECTIONS",
+        default_value_t = 20_000
+    )]
     pub max_connections: usize,
     /// The last u32 of every reply (0, or the local UTC offset in minutes; see the protocol notes).
     #[arg(long, env = "DEYEHARD_COLLECTOR_REPLY_LAST_FIELD", default_value_t = 0)]

@@ -80,7 +80,10 @@ pub async fn run(
 pub fn main_entry() -> ExitCode {
     let cli = cli::Cli::parse();
     init_logging(cli.log_json);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -139,7 +142,12 @@ fn decode_command(args: &cli::DecodeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(cli: &cli::Cli, args: cli::ServeArgs) -> anyhow::Result<()> {
-    let store = open_store(cli.database_url.as_deref(), &cli.data_dir, &StoreOptions::default()).await?;
+    let store = open_store(
+        cli.database_url.as_deref(),
+        &cli.data_dir,
+        &StoreOptions::default(),
+    )
+    .await?;
     let info = store.backend_info().await?;
     tracing::info!(backend = ?info.kind, timescaledb = info.timescaledb, "store ready");
     let listener = TcpListener::bind(args.listen)

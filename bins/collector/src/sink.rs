@@ -8,10 +8,16 @@
 //! - A logger nobody claimed: recorded in `unclaimed_loggers` with its frames in `raw_frames`,
 //!   so that [`backfill_logger`] turns them into readings once someone claims it.
 //!
+//! Heartbeats arrive every two minutes from every logger: they cost no database write unless
+//! the logger was last marked seen more than [`SEEN_INTERVAL`] ago, and claims are cached for
+//! [`CLAIM_TTL`] (only positive ones, so a new claim takes effect at once).
+//!
 //! A database that cannot be reached is [`SinkError::Unavailable`]: the spool in front of this
 //! sink keeps the frame on disk and the logger still gets its reply.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use deyehard_core::{LoggerSerial, Reading, TenantScope};
 use deyehard_solarman::listener::{FrameSink, SinkError};
@@ -21,19 +27,80 @@ use deyehard_store::{
     UnclaimedLoggerStore,
 };
 
+/// How long a resolved claim is reused before it is looked up again.
+pub const CLAIM_TTL: Duration = Duration::from_secs(60);
+/// How often a heartbeat may mark a logger as seen in the database.
+pub const SEEN_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Stores logger frames in a [`Store`].
-#[derive(Clone)]
 pub struct StoreSink {
     store: Arc<Store>,
+    claims: Mutex<HashMap<LoggerSerial, (LoggerClaim, Instant)>>,
+    last_seen: Mutex<HashMap<LoggerSerial, Instant>>,
 }
 
 impl StoreSink {
     /// A sink writing to `store`.
     pub fn new(store: Arc<Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            claims: Mutex::new(HashMap::new()),
+            last_seen: Mutex::new(HashMap::new()),
+        }
     }
 
-    async fn record_claimed(&self, claim: &LoggerClaim, event: &FrameEvent) -> Result<(), StoreError> {
+    /// The logger's claim, from the cache or the database.
+    async fn claim(&self, logger: LoggerSerial) -> Result<Option<LoggerClaim>, StoreError> {
+        let now = Instant::now();
+        {
+            let cache = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((claim, at)) = cache.get(&logger)
+                && now.duration_since(*at) < CLAIM_TTL
+            {
+                return Ok(Some(claim.clone()));
+            }
+        }
+        let claim = self.store.resolve_logger_unscoped(logger).await?;
+        let mut cache = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
+        match &claim {
+            Some(claim) => {
+                cache.insert(logger, (claim.clone(), now));
+            }
+            None => {
+                cache.remove(&logger);
+            }
+        }
+        Ok(claim)
+    }
+
+    fn forget_claim(&self, logger: LoggerSerial) {
+        self.claims
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&logger);
+    }
+
+    /// Whether a heartbeat should be written: true at most once per [`SEEN_INTERVAL`].
+    fn due_for_seen(&self, logger: LoggerSerial) -> bool {
+        let now = Instant::now();
+        let mut seen = self
+            .last_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match seen.get(&logger) {
+            Some(at) if now.duration_since(*at) < SEEN_INTERVAL => false,
+            _ => {
+                seen.insert(logger, now);
+                true
+            }
+        }
+    }
+
+    async fn record_claimed(
+        &self,
+        claim: &LoggerClaim,
+        event: &FrameEvent,
+    ) -> Result<(), StoreError> {
         let scope = &claim.scope;
         let inverter = claim.inverter_id;
         match &event.content {
@@ -43,7 +110,11 @@ impl StoreSink {
                 ..
             } => {
                 self.store
-                    .write_readings(scope, &[(inverter, data.reading.clone())], event.received_at)
+                    .write_readings(
+                        scope,
+                        &[(inverter, data.reading.clone())],
+                        event.received_at,
+                    )
                     .await?;
                 self.store
                     .update_device_info(scope, inverter, &data.device_info)
@@ -51,7 +122,9 @@ impl StoreSink {
             }
             // The handshake carries the logger's firmware, not the inverter's: only mark it seen.
             FrameContent::Handshake(_) | FrameContent::Heartbeat => {
-                self.store.touch_inverter(scope, inverter, event.received_at).await
+                self.store
+                    .touch_inverter(scope, inverter, event.received_at)
+                    .await
             }
             // Data without a device time or of an unknown layout, info, report, command
             // replies, unknown codes, undecodable payloads: kept raw.
@@ -59,7 +132,14 @@ impl StoreSink {
                 let input = raw_input(event);
                 let remote = event.remote.to_string();
                 self.store
-                    .store_raw_frame(scope, inverter, &RawFrameInput { remote_addr: Some(&remote), ..input })
+                    .store_raw_frame(
+                        scope,
+                        inverter,
+                        &RawFrameInput {
+                            remote_addr: Some(&remote),
+                            ..input
+                        },
+                    )
                     .await
             }
         }
@@ -79,30 +159,46 @@ fn raw_input(event: &FrameEvent) -> RawFrameInput<'_> {
 fn sink_error(err: StoreError) -> SinkError {
     match err {
         // Worth retrying: keep the frame in the spool.
-        StoreError::Unavailable(_) | StoreError::Backend(_) => SinkError::Unavailable(err.to_string()),
-        // Will never succeed (e.g. the inverter was deleted meanwhile): log and acknowledge.
-        StoreError::NotFound | StoreError::Conflict(_) | StoreError::Forbidden | StoreError::Invalid(_) => {
-            SinkError::Rejected(err.to_string())
+        StoreError::Unavailable(_) | StoreError::Backend(_) => {
+            SinkError::Unavailable(err.to_string())
         }
+        // Will never succeed (e.g. the inverter was deleted meanwhile): log and acknowledge.
+        StoreError::NotFound
+        | StoreError::Conflict(_)
+        | StoreError::Forbidden
+        | StoreError::Invalid(_) => SinkError::Rejected(err.to_string()),
     }
 }
 
 impl FrameSink for StoreSink {
     async fn record(&self, event: FrameEvent) -> Result<(), SinkError> {
-        let claim = self
-            .store
-            .resolve_logger_unscoped(event.logger)
-            .await
-            .map_err(sink_error)?;
-        match claim {
-            Some(claim) => self.record_claimed(&claim, &event).await.map_err(sink_error),
+        match self.claim(event.logger).await.map_err(sink_error)? {
+            Some(claim) => match self.record_claimed(&claim, &event).await {
+                Ok(()) => Ok(()),
+                Err(StoreError::NotFound) => {
+                    // The inverter was deleted since the claim was cached: look again next time.
+                    self.forget_claim(event.logger);
+                    Err(sink_error(StoreError::NotFound))
+                }
+                Err(e) => Err(sink_error(e)),
+            },
+            // An unclaimed logger's heartbeats hold nothing to keep: note the logger now and
+            // then; every other frame is kept for the backfill after a claim.
+            None if matches!(event.content, FrameContent::Heartbeat)
+                && !self.due_for_seen(event.logger) =>
+            {
+                Ok(())
+            }
             None => {
                 let remote = event.remote.to_string();
                 let input = RawFrameInput {
                     remote_addr: Some(&remote),
                     ..raw_input(&event)
                 };
-                self.store.record_unclaimed_frame(&input).await.map_err(sink_error)
+                self.store
+                    .record_unclaimed_frame(&input)
+                    .await
+                    .map_err(sink_error)
             }
         }
     }
@@ -149,10 +245,14 @@ pub async fn backfill_logger(
         }
     }
     if !readings.is_empty() {
-        store.write_readings(scope, &readings, chrono::Utc::now()).await?;
+        store
+            .write_readings(scope, &readings, chrono::Utc::now())
+            .await?;
     }
     if let Some(info) = device_info {
-        store.update_device_info(scope, claim.inverter_id, &info).await?;
+        store
+            .update_device_info(scope, claim.inverter_id, &info)
+            .await?;
     }
     Ok(BackfillReport {
         frames: frames.len(),

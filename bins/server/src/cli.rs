@@ -22,7 +22,12 @@ pub struct Cli {
     pub database_url: Option<String>,
 
     /// Days of raw readings and raw frames to keep.
-    #[arg(long, global = true, env = "DEYEHARD_RETENTION_DAYS", default_value_t = 730)]
+    #[arg(
+        long,
+        global = true,
+        env = "DEYEHARD_RETENTION_DAYS",
+        default_value_t = 730
+    )]
     pub retention_days: u32,
 
     /// Log format.
@@ -68,7 +73,11 @@ pub struct ServeArgs {
     #[arg(long, env = "DEYEHARD_LISTEN", default_value = "0.0.0.0:8000")]
     pub listen: SocketAddr,
     /// Address of the Solarman collector (TCP, port 10000 is what loggers use); `off` disables it.
-    #[arg(long, env = "DEYEHARD_COLLECTOR_LISTEN", default_value = "0.0.0.0:10000")]
+    #[arg(
+        long,
+        env = "DEYEHARD_COLLECTOR_LISTEN",
+        default_value = "0.0.0.0:10000"
+    )]
     pub collector_listen: CollectorListen,
     /// Pushes per minute per API key (also the burst size); 0 disables the limit.
     #[arg(long, env = "DEYEHARD_INGEST_RATE_LIMIT", default_value_t = DEFAULT_INGEST_RATE_LIMIT)]

@@ -15,7 +15,9 @@ use deyehard_store::{
 use tokio::net::TcpListener;
 
 use crate::api::IngestOptions;
-use crate::cli::{ApiKeyCommand, Cli, Command, InverterAddArgs, InverterCommand, ServeArgs, UserCommand};
+use crate::cli::{
+    ApiKeyCommand, Cli, Command, InverterAddArgs, InverterCommand, ServeArgs, UserCommand,
+};
 use crate::ratelimit::RateQuota;
 
 /// Runs the command the command line names.
@@ -165,9 +167,14 @@ async fn serve(cli: &Cli, store: Arc<Store>, args: ServeArgs) -> anyhow::Result<
             tracing::info!(addr = %listener.local_addr()?, "collector listening");
             let options = deyehard_collector::CollectorOptions::new(cli.data_dir.join("spool"));
             let mut rx = stop_rx.clone();
-            Some(tokio::spawn(deyehard_collector::run(listener, store.clone(), options, async move {
-                let _ = rx.wait_for(|stop| *stop).await;
-            })))
+            Some(tokio::spawn(deyehard_collector::run(
+                listener,
+                store.clone(),
+                options,
+                async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                },
+            )))
         }
         None => None,
     };
@@ -178,7 +185,11 @@ async fn serve(cli: &Cli, store: Arc<Store>, args: ServeArgs) -> anyhow::Result<
     tracing::info!(addr = %local, "web server listening");
     eprintln!(
         "deyehard is running: open http://{}:{}/ (create the first admin with `deyehard-server user add --email you@example.com --password … --verified --superuser`)",
-        if local.ip().is_unspecified() { "localhost".to_owned() } else { local.ip().to_string() },
+        if local.ip().is_unspecified() {
+            "localhost".to_owned()
+        } else {
+            local.ip().to_string()
+        },
         local.port()
     );
     let mut ingest = IngestOptions::default();

@@ -51,6 +51,7 @@ pub fn app(state: AppState) -> impl poem::Endpoint {
         .at("/openapi.json", api.spec_endpoint())
         .nest("/docs", api.swagger_ui())
         .nest(api::API_PREFIX, api)
+        .nest("/static", crate::assets::routes())
         .data(state)
 }
 
@@ -79,7 +80,11 @@ async fn readyz(state: Data<&AppState>) -> poem::Response {
         Ok(()) => Json(json!({"status": "ready"})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable"}))).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable"})),
+            )
+                .into_response()
         }
     }
 }

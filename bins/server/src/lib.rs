@@ -8,12 +8,14 @@
 //! the end-to-end tests start the server the same way.
 
 pub mod api;
+pub mod assets;
 mod batch;
 pub mod cli;
 mod commands;
 mod error;
 mod export;
 mod http;
+pub mod layout;
 pub mod ratelimit;
 
 use std::future::Future;
@@ -35,7 +37,10 @@ pub use http::{AppState, app};
 pub fn main_entry() -> ExitCode {
     let cli = cli::Cli::parse();
     init_logging(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -56,7 +61,9 @@ fn init_logging(format: cli::LogFormat) {
     let filter = EnvFilter::try_from_env("DEYEHARD_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // A second initialisation (tests) is harmless: ignore the error.
     let _ = match format {
         cli::LogFormat::Text => builder.try_init(),

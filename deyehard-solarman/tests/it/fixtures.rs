@@ -13,10 +13,10 @@ use serde_json::Value;
 
 const FRAMES: &str = include_str!("../fixtures/frames.json");
 
-struct Fixture {
+pub struct Fixture {
     name: String,
     kind: String,
-    bytes: Vec<u8>,
+    pub bytes: Vec<u8>,
     expect: Value,
 }
 
@@ -32,7 +32,7 @@ fn fixtures() -> Vec<Fixture> {
         .collect()
 }
 
-fn fixture(name: &str) -> Fixture {
+pub fn fixture(name: &str) -> Fixture {
     fixtures().into_iter().find(|f| f.name == name).unwrap()
 }
 

@@ -4,5 +4,9 @@
 // Helpers outside #[test] functions unwrap too: this whole crate is test code.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[cfg(feature = "listener")]
+mod fake;
 mod fixtures;
+#[cfg(feature = "listener")]
+mod listener;
 mod properties;

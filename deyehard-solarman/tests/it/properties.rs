@@ -5,8 +5,8 @@ use chrono::DateTime;
 use deyehard_core::LoggerSerial;
 use deyehard_solarman::payload::{DataHeaderInfo, DeyeMicroBody, HandshakeInfo};
 use deyehard_solarman::{
-    ChecksumPolicy, ControlCode, Frame, FrameBuffer, FrameContent, StreamConfig, check, parse,
-    parse_lenient, reply_to,
+    ChecksumPolicy, ControlCode, Frame, FrameBuffer, FrameContent, Session, SessionConfig,
+    StreamConfig, check, parse, parse_lenient, reply_to,
 };
 use proptest::prelude::*;
 
@@ -88,10 +88,12 @@ proptest! {
 
     #[test]
     fn payload_decoders_never_panic_inside_a_valid_frame(parts in frame_parts(), offset in any::<Option<u32>>()) {
+        let mut session = Session::new(LoggerSerial::new(parts.serial), SessionConfig::default());
         for control in [0x4110u16, 0x4210, 0x4310, 0x4710, 0x4810, 0x1510, parts.control] {
             let parts = OwnedParts { control, ..parts.clone() };
             let _ = FrameContent::decode(&parts.frame(), offset, DateTime::UNIX_EPOCH);
             let _ = reply_to(&parts.frame(), 0, 0);
+            let _ = session.on_frame(&parts.frame(), DateTime::UNIX_EPOCH);
         }
     }
 
