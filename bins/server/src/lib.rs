@@ -7,11 +7,16 @@
 //! [`run`] serves on a listener the caller bound, until `shutdown` resolves: the binary and
 //! the end-to-end tests start the server the same way.
 
+pub mod api;
 pub mod assets;
+mod batch;
 pub mod cli;
 mod commands;
+mod error;
+mod export;
 mod http;
 pub mod layout;
+pub mod ratelimit;
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -23,6 +28,9 @@ use tokio::net::TcpListener;
 
 pub use commands::open_store;
 pub use deyehard_collector::shutdown_signal;
+pub use api::IngestOptions;
+pub use batch::{BatchError, Batcher, ItemOutcome};
+pub use error::{ApiError, ErrorBody};
 pub use http::{AppState, app};
 
 /// Parses the command line, runs the command and maps the outcome to an exit code.
@@ -69,6 +77,14 @@ pub async fn run(
     store: Arc<Store>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let state = AppState::new(store);
+    run_with(listener, AppState::new(store), shutdown).await
+}
+
+/// [`run`] with a state built by the caller (other ingestion options, say).
+pub async fn run_with(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     http::serve(listener, state, shutdown).await
 }
