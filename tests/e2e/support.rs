@@ -374,7 +374,11 @@ pub struct TestServer {
 impl TestServer {
     /// A server on `store` with the default ingestion options.
     pub async fn start(store: &TestStore) -> Self {
-        Self::start_on(store.store.clone(), deyehard_server::IngestOptions::default()).await
+        Self::start_on(
+            store.store.clone(),
+            deyehard_server::IngestOptions::default(),
+        )
+        .await
     }
 
     /// A server on any store, with these ingestion options.
@@ -386,7 +390,11 @@ impl TestServer {
         let task = tokio::spawn(deyehard_server::run_with(listener, state, async move {
             let _ = stopped.await;
         }));
-        Self { addr, stop: Some(stop), task: Some(task) }
+        Self {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     /// `http://127.0.0.1:PORT{path}`.
@@ -433,7 +441,12 @@ impl TestStore {
     }
 
     /// Registers an inverter with a device serial (OpenDTU unless `kind` says otherwise).
-    pub async fn inverter(&self, scope: &TenantScope, kind: InverterKind, serial: &str) -> InverterId {
+    pub async fn inverter(
+        &self,
+        scope: &TenantScope,
+        kind: InverterKind,
+        serial: &str,
+    ) -> InverterId {
         self.store
             .create_inverter(
                 scope,
@@ -458,7 +471,11 @@ impl TestStore {
         let (scheme, rest) = url.split_once("://")?;
         let (userinfo, host_and_path) = rest.rsplit_once('@').map_or(("", rest), |(u, h)| (u, h));
         let (_, path) = host_and_path.split_once('/')?;
-        let at = if userinfo.is_empty() { String::new() } else { format!("{userinfo}@") };
+        let at = if userinfo.is_empty() {
+            String::new()
+        } else {
+            format!("{userinfo}@")
+        };
         Some(format!("{scheme}://{at}{addr}/{path}"))
     }
 
@@ -468,7 +485,11 @@ impl TestStore {
         let rest = admin.split_once("://")?.1;
         let host_and_path = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
         let host = host_and_path.split('/').next()?;
-        let host = if host.contains(':') { host.to_owned() } else { format!("{host}:5432") };
+        let host = if host.contains(':') {
+            host.to_owned()
+        } else {
+            format!("{host}:5432")
+        };
         host.parse().ok()
     }
 }
@@ -498,7 +519,9 @@ impl TcpProxy {
                 }
                 let mut cut_rx = cuts.subscribe();
                 tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(target).await else { return };
+                    let Ok(mut server) = TcpStream::connect(target).await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
                         _ = cut_rx.changed() => {}
@@ -506,7 +529,12 @@ impl TcpProxy {
                 });
             }
         });
-        Self { addr, up, cut, task }
+        Self {
+            addr,
+            up,
+            cut,
+            task,
+        }
     }
 
     /// Cuts every open connection and refuses new ones.

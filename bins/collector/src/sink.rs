@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use deyehard_core::{LoggerSerial, Reading, TenantScope};
+use deyehard_core::{DeviceInfo, LoggerSerial, Reading, TenantScope};
 use deyehard_solarman::listener::{FrameSink, SinkError};
 use deyehard_solarman::{FrameContent, FrameEvent, parse_lenient};
 use deyehard_store::{
@@ -37,6 +37,7 @@ pub struct StoreSink {
     store: Arc<Store>,
     claims: Mutex<HashMap<LoggerSerial, (LoggerClaim, Instant)>>,
     last_seen: Mutex<HashMap<LoggerSerial, Instant>>,
+    device_info: Mutex<HashMap<LoggerSerial, DeviceInfo>>,
 }
 
 impl StoreSink {
@@ -46,6 +47,7 @@ impl StoreSink {
             store,
             claims: Mutex::new(HashMap::new()),
             last_seen: Mutex::new(HashMap::new()),
+            device_info: Mutex::new(HashMap::new()),
         }
     }
 
@@ -78,6 +80,23 @@ impl StoreSink {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&logger);
+    }
+
+    /// Whether `info` differs from what this sink last wrote for the logger.
+    fn device_info_changed(&self, logger: LoggerSerial, info: &DeviceInfo) -> bool {
+        let known = self
+            .device_info
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        known.get(&logger) != Some(info)
+    }
+
+    /// Remembers `info` as written for the logger.
+    fn device_info_written(&self, logger: LoggerSerial, info: &DeviceInfo) {
+        self.device_info
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(logger, info.clone());
     }
 
     /// Whether a heartbeat should be written: true at most once per [`SEEN_INTERVAL`].

@@ -119,7 +119,8 @@ pub fn conflict_message(constraint: &str) -> String {
         constraint::USER_EMAIL => "this email address is already in use".to_owned(),
         constraint::INVERTER_SERIAL => "you already have an inverter with this serial".to_owned(),
         constraint::INVERTER_LOGGER_SERIAL => {
-            "this logger serial is already claimed; an administrator can resolve the conflict".to_owned()
+            "this logger serial is already claimed; an administrator can resolve the conflict"
+                .to_owned()
         }
         _ => "this conflicts with existing data".to_owned(),
     }

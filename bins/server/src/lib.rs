@@ -26,10 +26,10 @@ use clap::Parser;
 use deyehard_store::Store;
 use tokio::net::TcpListener;
 
-pub use commands::open_store;
-pub use deyehard_collector::shutdown_signal;
 pub use api::IngestOptions;
 pub use batch::{BatchError, Batcher, ItemOutcome};
+pub use commands::open_store;
+pub use deyehard_collector::shutdown_signal;
 pub use error::{ApiError, ErrorBody};
 pub use http::{AppState, app};
 
