@@ -135,15 +135,23 @@ impl StoreSink {
                         event.received_at,
                     )
                     .await?;
-                self.store
-                    .update_device_info(scope, inverter, &data.device_info)
-                    .await
+                if self.device_info_changed(event.logger, &data.device_info) {
+                    self.store
+                        .update_device_info(scope, inverter, &data.device_info)
+                        .await?;
+                    self.device_info_written(event.logger, &data.device_info);
+                }
+                Ok(())
             }
-            // The handshake carries the logger's firmware, not the inverter's: only mark it seen.
+            // The handshake carries the logger's firmware, not the inverter's: only mark the
+            // inverter seen (writing readings does that too), at most once a minute.
             FrameContent::Handshake(_) | FrameContent::Heartbeat => {
-                self.store
-                    .touch_inverter(scope, inverter, event.received_at)
-                    .await
+                if self.due_for_seen(event.logger) {
+                    self.store
+                        .touch_inverter(scope, inverter, event.received_at)
+                        .await?;
+                }
+                Ok(())
             }
             // Data without a device time or of an unknown layout, info, report, command
             // replies, unknown codes, undecodable payloads: kept raw.
