@@ -1,1 +1,2 @@
+//! Store benchmarks (placeholder until the criterion benches land).
 fn main() {}

@@ -102,6 +102,7 @@ fn is_unavailable(db: &dyn DatabaseError) -> bool {
     sqlstate_unavailable(&code)
 }
 
+#[cfg(feature = "sqlite")]
 /// SQLite: the primary result code (low byte of the extended one) is BUSY, LOCKED, IOERR, FULL
 /// or CANTOPEN.
 fn sqlite_code_unavailable(extended: i64) -> bool {
@@ -146,10 +147,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unavailable_codes_cover_both_dialects() {
+    #[cfg(feature = "sqlite")]
+    fn sqlite_busy_and_io_errors_are_unavailable() {
         assert!(sqlite_code_unavailable(5)); // SQLITE_BUSY
         assert!(sqlite_code_unavailable(517)); // SQLITE_BUSY_SNAPSHOT
         assert!(!sqlite_code_unavailable(19)); // SQLITE_CONSTRAINT
+    }
+
+    #[test]
+    fn connection_and_retryable_sqlstates_are_unavailable() {
         assert!(sqlstate_unavailable("08006"));
         assert!(sqlstate_unavailable("57P01"));
         assert!(sqlstate_unavailable("40P01"));

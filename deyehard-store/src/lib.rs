@@ -51,9 +51,10 @@ mod sqlite;
 pub use error::{BoxError, StoreError, constraint};
 pub use model::{
     AdminActor, ApiKey, BackendInfo, BackendKind, DEFAULT_LOCALE, DEFAULT_RETENTION_DAYS,
-    DEFAULT_TIME_ZONE, DailyEnergy, DcSeries, Inverter, InverterFields, LatestReading, LoggerClaim,
-    NewUser, PowerSeries, ProfileUpdate, RawFrame, RawFrameInput, RetentionReport, SeriesPoint,
-    StoreOptions, UnclaimedLogger, UnknownSerial, User, UserFlags, UserOverview, WriteOutcome,
+    DEFAULT_TIME_ZONE, DailyEnergy, DcSeries, EnergyBucket, EnergySummary, Inverter,
+    InverterFields, LatestReading, LoggerClaim, NewUser, PowerSeries, ProfileUpdate, RawFrame,
+    RawFrameInput, RetentionReport, SeriesPoint, StoreOptions, UnclaimedLogger, UnknownSerial,
+    User, UserFlags, UserOverview, WriteOutcome,
 };
 #[cfg(feature = "postgres")]
 pub use pg::PgStore;

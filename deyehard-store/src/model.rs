@@ -397,6 +397,9 @@ pub struct EnergyBucket {
     pub start: DateTime<Utc>,
     /// End (exclusive, UTC).
     pub end: DateTime<Utc>,
+    /// Local label: wall-clock start of an hour (02:00 twice on a 25-hour day), the first day
+    /// at 00:00 for a day or a month.
+    pub label: chrono::NaiveDateTime,
     /// Energy, Wh.
     pub energy_wh: f64,
 }

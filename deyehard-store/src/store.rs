@@ -1,6 +1,7 @@
 //! [`Store`]: one concrete type over the compiled-in backends, so binaries need no generics.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use deyehard_core::energy::Period;
 use deyehard_core::{
     ApiKeyId, DeviceInfo, DeviceSerial, InverterId, LoggerSerial, Reading, TenantScope, UserId,
 };
@@ -10,10 +11,10 @@ use crate::PgStore;
 #[cfg(feature = "sqlite")]
 use crate::SqliteStore;
 use crate::model::{
-    AdminActor, ApiKey, BackendInfo, DailyEnergy, DcSeries, Inverter, InverterFields,
-    LatestReading, LoggerClaim, NewUser, PowerSeries, ProfileUpdate, RawFrame, RawFrameInput,
-    RetentionReport, StoreOptions, UnclaimedLogger, UnknownSerial, User, UserFlags, UserOverview,
-    WriteOutcome,
+    AdminActor, ApiKey, BackendInfo, DailyEnergy, DcSeries, EnergyBucket, EnergySummary, Inverter,
+    InverterFields, LatestReading, LoggerClaim, NewUser, PowerSeries, ProfileUpdate, RawFrame,
+    RawFrameInput, RetentionReport, StoreOptions, UnclaimedLogger, UnknownSerial, User, UserFlags,
+    UserOverview, WriteOutcome,
 };
 use crate::traits::{
     AdminStore, ApiKeyStore, InverterStore, Maintenance, RawFrameStore, ReadingReader,
@@ -271,6 +272,23 @@ impl ReadingReader for Store {
         to_day: NaiveDate,
     ) -> StoreResult<Vec<DailyEnergy>> {
         dispatch!(self.daily_energy(scope, inverter, from_day, to_day))
+    }
+    async fn energy_buckets(
+        &self,
+        scope: &TenantScope,
+        inverter: InverterId,
+        period: Period,
+        date: NaiveDate,
+    ) -> StoreResult<Vec<EnergyBucket>> {
+        dispatch!(self.energy_buckets(scope, inverter, period, date))
+    }
+    async fn energy_summary(
+        &self,
+        scope: &TenantScope,
+        period: Period,
+        date: NaiveDate,
+    ) -> StoreResult<EnergySummary> {
+        dispatch!(self.energy_summary(scope, period, date))
     }
 }
 

@@ -6,14 +6,16 @@
 use std::future::Future;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use deyehard_core::energy::Period;
 use deyehard_core::{ApiKeyId, DeviceInfo, DeviceSerial, InverterId, LoggerSerial, Reading};
 use deyehard_core::{TenantScope, UserId};
 
 use crate::StoreError;
 use crate::model::{
-    AdminActor, ApiKey, BackendInfo, DailyEnergy, DcSeries, Inverter, InverterFields,
-    LatestReading, LoggerClaim, NewUser, PowerSeries, ProfileUpdate, RawFrame, RawFrameInput,
-    RetentionReport, UnclaimedLogger, UnknownSerial, User, UserFlags, UserOverview, WriteOutcome,
+    AdminActor, ApiKey, BackendInfo, DailyEnergy, DcSeries, EnergyBucket, EnergySummary, Inverter,
+    InverterFields, LatestReading, LoggerClaim, NewUser, PowerSeries, ProfileUpdate, RawFrame,
+    RawFrameInput, RetentionReport, UnclaimedLogger, UnknownSerial, User, UserFlags, UserOverview,
+    WriteOutcome,
 };
 
 /// Shorthand for the result of every store call.
@@ -233,6 +235,22 @@ pub trait ReadingReader {
         from_day: NaiveDate,
         to_day: NaiveDate,
     ) -> impl Future<Output = StoreResult<Vec<DailyEnergy>>> + Send;
+    /// The bars of an energy view in the owner's time zone: a day's hours (23/24/25), a week's
+    /// or month's days, a year's months.
+    fn energy_buckets(
+        &self,
+        scope: &TenantScope,
+        inverter: InverterId,
+        period: Period,
+        date: NaiveDate,
+    ) -> impl Future<Output = StoreResult<Vec<EnergyBucket>>> + Send;
+    /// Energy of every inverter of the scope over the period containing `date`.
+    fn energy_summary(
+        &self,
+        scope: &TenantScope,
+        period: Period,
+        date: NaiveDate,
+    ) -> impl Future<Output = StoreResult<EnergySummary>> + Send;
 }
 
 /// Raw (undecodable) frames of claimed loggers.

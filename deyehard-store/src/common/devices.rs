@@ -9,26 +9,27 @@ pub(crate) fn logger_serial(serial: LoggerSerial) -> i64 {
     i64::from(serial.get())
 }
 
-/// The binds of [`InverterFields`] in SQL order (name, kind, serial, logger serial, rated power,
-/// MPPT count).
-pub(crate) fn inverter_binds(
-    fields: &InverterFields,
-) -> (
-    &str,
-    &'static str,
-    Option<&str>,
-    Option<i64>,
-    Option<f64>,
-    Option<i16>,
-) {
-    (
-        fields.name.trim(),
-        fields.kind.as_str(),
-        fields.serial.as_ref().map(|s| s.as_str()),
-        fields.logger_serial.map(logger_serial),
-        fields.rated_power_w.filter(|p| p.is_finite()),
-        fields.mppt_count.map(i16::from),
-    )
+/// [`InverterFields`] as bound in SQL.
+pub(crate) struct InverterBinds<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) kind: &'static str,
+    pub(crate) serial: Option<&'a str>,
+    pub(crate) logger_serial: Option<i64>,
+    pub(crate) rated_power_w: Option<f64>,
+    pub(crate) mppt_count: Option<i16>,
+}
+
+impl<'a> From<&'a InverterFields> for InverterBinds<'a> {
+    fn from(fields: &'a InverterFields) -> Self {
+        Self {
+            name: fields.name.trim(),
+            kind: fields.kind.as_str(),
+            serial: fields.serial.as_ref().map(|s| s.as_str()),
+            logger_serial: fields.logger_serial.map(logger_serial),
+            rated_power_w: fields.rated_power_w.filter(|p| p.is_finite()),
+            mppt_count: fields.mppt_count.map(i16::from),
+        }
+    }
 }
 
 /// The binds of [`DeviceInfo`] (firmware, rated power, MPPT count).
@@ -49,20 +50,19 @@ macro_rules! impl_devices {
                 scope: &deyehard_core::TenantScope,
                 fields: &$crate::InverterFields,
             ) -> $crate::StoreResult<$crate::Inverter> {
-                let (name, kind, serial, logger, rated, mppt) =
-                    $crate::common::devices::inverter_binds(fields);
+                let f = $crate::common::devices::InverterBinds::from(fields);
                 let user = $crate::common::uid(scope);
                 let mut tx = self
                     .begin_write($crate::common::Access::Tenant(scope))
                     .await?;
                 let row: $crate::rows::InverterRow = sqlx::query_as($crate::sql::INVERTER_INSERT)
                     .bind(user)
-                    .bind(name)
-                    .bind(kind)
-                    .bind(serial)
-                    .bind(logger)
-                    .bind(rated)
-                    .bind(mppt)
+                    .bind(f.name)
+                    .bind(f.kind)
+                    .bind(f.serial)
+                    .bind(f.logger_serial)
+                    .bind(f.rated_power_w)
+                    .bind(f.mppt_count)
                     .bind($crate::ts::Ts::now())
                     .fetch_one(&mut *tx)
                     .await?;
@@ -132,20 +132,19 @@ macro_rules! impl_devices {
                 id: deyehard_core::InverterId,
                 fields: &$crate::InverterFields,
             ) -> $crate::StoreResult<$crate::Inverter> {
-                let (name, kind, serial, logger, rated, mppt) =
-                    $crate::common::devices::inverter_binds(fields);
+                let f = $crate::common::devices::InverterBinds::from(fields);
                 let mut tx = self
                     .begin_write($crate::common::Access::Tenant(scope))
                     .await?;
                 let row: $crate::rows::InverterRow = sqlx::query_as($crate::sql::INVERTER_UPDATE)
                     .bind($crate::common::uid(scope))
                     .bind(id.get())
-                    .bind(name)
-                    .bind(kind)
-                    .bind(serial)
-                    .bind(logger)
-                    .bind(rated)
-                    .bind(mppt)
+                    .bind(f.name)
+                    .bind(f.kind)
+                    .bind(f.serial)
+                    .bind(f.logger_serial)
+                    .bind(f.rated_power_w)
+                    .bind(f.mppt_count)
                     .fetch_one(&mut *tx)
                     .await?;
                 tx.commit().await?;

@@ -20,8 +20,10 @@
 
 pub(crate) mod accounts;
 pub(crate) mod devices;
+pub(crate) mod energy;
 pub(crate) mod maintenance;
 pub(crate) mod reads;
+pub(crate) mod upkeep;
 pub(crate) mod write;
 
 use deyehard_core::TenantScope;

@@ -182,6 +182,91 @@ macro_rules! impl_reads {
                     })
                     .collect())
             }
+
+            async fn energy_buckets(
+                &self,
+                scope: &deyehard_core::TenantScope,
+                inverter: deyehard_core::InverterId,
+                period: deyehard_core::energy::Period,
+                date: chrono::NaiveDate,
+            ) -> $crate::StoreResult<Vec<$crate::EnergyBucket>> {
+                use $crate::common::energy;
+                let user = $crate::common::uid(scope);
+                let mut tx = self
+                    .begin_read($crate::common::Access::Tenant(scope))
+                    .await?;
+                // the owner's zone; no row: not the scope's inverter
+                let zone: Option<String> = sqlx::query_scalar($crate::sql::INVERTER_TIME_ZONE)
+                    .bind(user)
+                    .bind(inverter.get())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let tz = energy::parse_zone(&zone.ok_or($crate::StoreError::NotFound)?)?;
+                let bars = if period == deyehard_core::energy::Period::Day {
+                    // hourly bars from the 5-minute bucket energies
+                    let hours = deyehard_core::energy::period_buckets(period, date, tz);
+                    let (Some(first), Some(last)) = (hours.first(), hours.last()) else {
+                        return Ok(Vec::new());
+                    };
+                    let last_bucket = last.end - chrono::TimeDelta::milliseconds(1);
+                    let buckets: Vec<($crate::ts::Ts, f64)> =
+                        sqlx::query_as($crate::sql::BUCKET_ENERGY_BETWEEN)
+                            .bind(user)
+                            .bind(inverter.get())
+                            .bind($crate::ts::Ts::new(first.start))
+                            .bind($crate::ts::Ts::new(last_bucket))
+                            .fetch_all(&mut *tx)
+                            .await?;
+                    energy::hour_bars(&hours, &buckets)
+                } else {
+                    let (first, last) = energy::period_days(period, date, tz);
+                    let rows: Vec<$crate::rows::DailyEnergyRow> =
+                        sqlx::query_as($crate::sql::DAILY_RANGE)
+                            .bind(user)
+                            .bind(inverter.get())
+                            .bind(first)
+                            .bind(last)
+                            .fetch_all(&mut *tx)
+                            .await?;
+                    energy::day_bars(rows, period, date, tz)
+                };
+                tx.commit().await?;
+                Ok(bars)
+            }
+
+            async fn energy_summary(
+                &self,
+                scope: &deyehard_core::TenantScope,
+                period: deyehard_core::energy::Period,
+                date: chrono::NaiveDate,
+            ) -> $crate::StoreResult<$crate::EnergySummary> {
+                use $crate::common::energy;
+                let user = $crate::common::uid(scope);
+                let mut tx = self
+                    .begin_read($crate::common::Access::Tenant(scope))
+                    .await?;
+                let zone: String = sqlx::query_scalar($crate::sql::USER_TIME_ZONE)
+                    .bind(user)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let (first, last) = energy::period_days(period, date, energy::parse_zone(&zone)?);
+                let rows: Vec<(i64, f64)> = sqlx::query_as($crate::sql::ENERGY_SUMMARY)
+                    .bind(user)
+                    .bind(first)
+                    .bind(last)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                let total_wh = rows.iter().map(|(_, wh)| wh).sum();
+                let per_inverter = rows
+                    .into_iter()
+                    .map(|(id, wh)| (deyehard_core::InverterId::new(id), wh))
+                    .collect();
+                Ok($crate::EnergySummary {
+                    per_inverter,
+                    total_wh,
+                })
+            }
         }
     };
 }

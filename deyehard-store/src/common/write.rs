@@ -9,14 +9,6 @@ use crate::model::WriteOutcome;
 use crate::series::{STEP_1H_MS, STEP_5M_MS};
 use crate::ts::Ts;
 
-/// What a write needs to know about one of the scope's inverters (selected by each dialect's
-/// `WRITE_TARGET`).
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct TargetRow {
-    /// The inverter.
-    pub(crate) inverter_id: i64,
-}
-
 /// A reading of the batch that belongs to the scope and is not repeated within the batch.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Item<'a> {
@@ -103,8 +95,6 @@ pub(crate) struct RollupDelta {
     pub(crate) power_min: Option<f64>,
     /// Their highest power, W.
     pub(crate) power_max: Option<f64>,
-    /// Energy of the steps ending in the bucket, Wh (5-minute buckets only).
-    pub(crate) energy_wh: f64,
 }
 
 impl RollupDelta {

@@ -2,14 +2,15 @@
 //! (`INSERT … SELECT FROM UNNEST($arrays)`), the energy-state rows of the batch's inverters
 //! locked first so concurrent writers of one inverter serialize.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use deyehard_core::{InverterId, Reading, TenantScope};
 use sqlx::Transaction;
 
 use super::{Db, PgStore, dialect};
-use crate::common::write::{self as shared, Deltas, Item, TargetRow, finite};
+use crate::common::energy::TargetRow;
+use crate::common::write::{self as shared, Deltas, Item, finite};
 use crate::common::{Access, uid};
 use crate::model::WriteOutcome;
 use crate::ts::Ts;
@@ -37,6 +38,7 @@ impl ReadingWriter for PgStore {
         insert_dc(&mut tx, user, &stored).await?;
         let (five, hour) = shared::power_deltas(&stored);
         upsert_rollups(&mut tx, user, &five, &hour).await?;
+        Self::upkeep_energy(&mut tx, user, targets, &stored).await?;
         if !owned.is_empty() {
             sqlx::query(dialect::TOUCH_MANY)
                 .bind(user)
@@ -49,6 +51,30 @@ impl ReadingWriter for PgStore {
         Ok(outcomes)
     }
 }
+
+impl PgStore {
+    /// Sets the energy of 5-minute buckets of one inverter, in one statement.
+    async fn set_bucket_energy(
+        tx: &mut Transaction<'static, Db>,
+        user: i64,
+        inverter: i64,
+        buckets: &BTreeMap<Ts, f64>,
+    ) -> StoreResult<()> {
+        if buckets.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(dialect::SET_BUCKET_ENERGY)
+            .bind(inverter)
+            .bind(user)
+            .bind(buckets.keys().copied().collect::<Vec<Ts>>())
+            .bind(buckets.values().copied().collect::<Vec<f64>>())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}
+
+crate::common::upkeep::impl_energy_upkeep!(PgStore);
 
 /// The AC rows as column arrays; returns the (inverter, time) keys actually inserted.
 async fn insert_measurements(
@@ -165,7 +191,6 @@ async fn upsert_rollups(
                     .map(|d| d.power_max)
                     .collect::<Vec<Option<f64>>>(),
             )
-            .bind(five.values().map(|d| d.energy_wh).collect::<Vec<f64>>())
             .execute(&mut **tx)
             .await?;
     }

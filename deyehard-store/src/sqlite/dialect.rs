@@ -31,7 +31,7 @@ pub(crate) const SERIES_DC: &str = "SELECT d.channel AS channel, (d.time - $3) /
 /// (SQLite has one writer connection, so no row lock is needed.)
 pub(crate) const WRITE_TARGET: &str = "SELECT s.inverter_id, u.time_zone, i.rated_power_w, \
      s.last_sample_time, s.last_time, s.last_power_w, s.last_yield_day_wh, \
-     s.last_yield_total_wh FROM energy_state s JOIN inverters i ON i.id = s.inverter_id \
+     s.last_yield_total_wh, s.last_pending_total_wh FROM energy_state s JOIN inverters i ON i.id = s.inverter_id \
      JOIN users u ON u.id = s.user_id WHERE s.user_id = $1 AND s.inverter_id = $2";
 
 /// One AC row; a duplicate (inverter, time) changes nothing.
@@ -47,16 +47,20 @@ pub(crate) const INSERT_DC: &str = "INSERT INTO dc_measurements (inverter_id, ti
      irradiation_pct) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
      ON CONFLICT DO NOTHING";
 
-/// Adds a delta to a 5-minute rollup bucket.
+/// Adds a power delta to a 5-minute rollup bucket (its energy is set separately).
 pub(crate) const UPSERT_5M: &str = "INSERT INTO rollup_5m (inverter_id, bucket, user_id, \
-     samples, power_sum, power_min, power_max, energy_wh) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     samples, power_sum, power_min, power_max, energy_wh) VALUES ($1, $2, $3, $4, $5, $6, $7, 0) \
      ON CONFLICT (inverter_id, bucket) DO UPDATE SET samples = samples + excluded.samples, \
      power_sum = power_sum + excluded.power_sum, \
      power_min = CASE WHEN power_min IS NULL OR excluded.power_min < power_min \
      THEN excluded.power_min ELSE power_min END, \
      power_max = CASE WHEN power_max IS NULL OR excluded.power_max > power_max \
-     THEN excluded.power_max ELSE power_max END, \
-     energy_wh = energy_wh + excluded.energy_wh";
+     THEN excluded.power_max ELSE power_max END";
+
+/// Sets the energy of a 5-minute bucket.
+pub(crate) const SET_BUCKET_ENERGY: &str = "INSERT INTO rollup_5m (inverter_id, bucket, user_id, \
+     samples, power_sum, power_min, power_max, energy_wh) VALUES ($1, $2, $3, 0, 0, NULL, NULL, $4) \
+     ON CONFLICT (inverter_id, bucket) DO UPDATE SET energy_wh = excluded.energy_wh";
 
 /// Adds a delta to an hourly rollup bucket.
 pub(crate) const UPSERT_1H: &str = "INSERT INTO rollup_1h (inverter_id, bucket, user_id, \

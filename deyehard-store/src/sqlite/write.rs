@@ -2,14 +2,15 @@
 //! statements reused row by row (SQLite has no array binds; each execution is an in-process
 //! call), rollups and energy maintained in the same transaction.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use deyehard_core::{InverterId, Reading, TenantScope};
 use sqlx::Transaction;
 
 use super::{Db, SqliteStore, dialect};
-use crate::common::write::{self as shared, Deltas, Item, TargetRow, finite};
+use crate::common::energy::TargetRow;
+use crate::common::write::{self as shared, Deltas, Item, finite};
 use crate::common::{Access, uid};
 use crate::model::WriteOutcome;
 use crate::ts::Ts;
@@ -25,18 +26,16 @@ impl ReadingWriter for SqliteStore {
         let user = uid(scope);
         let received_at = Ts::new(received_at);
         let mut tx = self.begin_write(Access::Tenant(scope)).await?;
-        let mut targets = HashMap::new();
+        let mut targets = Vec::new();
         for id in shared::inverter_ids(batch) {
             let target: Option<TargetRow> = sqlx::query_as(dialect::WRITE_TARGET)
                 .bind(user)
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
-            if let Some(target) = target {
-                targets.insert(id, target);
-            }
+            targets.extend(target);
         }
-        let owned: HashSet<i64> = targets.keys().copied().collect();
+        let owned: HashSet<i64> = targets.iter().map(|t| t.inverter_id).collect();
         let (mut outcomes, items) = shared::prepare(batch, &owned);
         let mut inserted = HashSet::with_capacity(items.len());
         for item in &items {
@@ -47,6 +46,7 @@ impl ReadingWriter for SqliteStore {
         let stored = shared::mark_stored(&mut outcomes, &items, &inserted);
         let (five, hour) = shared::power_deltas(&stored);
         upsert_rollups(&mut tx, user, &five, &hour).await?;
+        Self::upkeep_energy(&mut tx, user, targets, &stored).await?;
         for id in &owned {
             sqlx::query(sql::INVERTER_TOUCH)
                 .bind(user)
@@ -59,6 +59,29 @@ impl ReadingWriter for SqliteStore {
         Ok(outcomes)
     }
 }
+
+impl SqliteStore {
+    /// Sets the energy of 5-minute buckets of one inverter.
+    async fn set_bucket_energy(
+        tx: &mut Transaction<'static, Db>,
+        user: i64,
+        inverter: i64,
+        buckets: &BTreeMap<Ts, f64>,
+    ) -> StoreResult<()> {
+        for (bucket, energy_wh) in buckets {
+            sqlx::query(dialect::SET_BUCKET_ENERGY)
+                .bind(inverter)
+                .bind(*bucket)
+                .bind(user)
+                .bind(*energy_wh)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+crate::common::upkeep::impl_energy_upkeep!(SqliteStore);
 
 /// Inserts the AC row and, if it was new, the DC rows. Returns whether the AC row was new.
 async fn insert_reading(
@@ -125,7 +148,6 @@ async fn upsert_rollups(
             .bind(delta.power_sum)
             .bind(delta.power_min)
             .bind(delta.power_max)
-            .bind(delta.energy_wh)
             .execute(&mut **tx)
             .await?;
     }

@@ -10,14 +10,17 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use deyehard_core::{InverterId, InverterKind, Reading, Source, TenantScope};
 use deyehard_store::{InverterFields, InverterStore, NewUser, Store, StoreOptions, UserStore};
+#[cfg(feature = "postgres")]
 use rand::RngExt;
 use sqlx::Connection;
 
+#[cfg(feature = "postgres")]
 /// Default for `DEYEHARD_TEST_PG_URL`: the local server as superuser (trust auth).
 const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
-/// Which backend a test runs on.
+/// Which backend a test runs on (a build with one backend constructs only one variant).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(all(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub enum Kind {
     Sqlite,
     Postgres,
@@ -64,21 +67,7 @@ where
     };
     let outcome = tokio::spawn(test(db.clone())).await;
     db.store.close().await;
-    #[cfg(feature = "postgres")]
-    if let Target::Postgres {
-        admin_url, name, ..
-    } = &db.target
-    {
-        let mut admin = sqlx::PgConnection::connect(admin_url)
-            .await
-            .expect("admin connection");
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut admin)
-        .await
-        .expect("drop test database");
-    }
+    db.drop_database().await;
     if let Err(err) = outcome {
         std::panic::resume_unwind(err.into_panic());
     }
@@ -160,6 +149,27 @@ fn with_database(url: &str, name: &str) -> String {
 }
 
 impl TestDb {
+    /// Drops the PostgreSQL test database (SQLite's temp directory goes with the last clone).
+    async fn drop_database(&self) {
+        match &self.target {
+            #[cfg(feature = "postgres")]
+            Target::Postgres {
+                admin_url, name, ..
+            } => {
+                let mut admin = sqlx::PgConnection::connect(admin_url)
+                    .await
+                    .expect("admin connection");
+                let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut admin)
+                    .await
+                    .expect("drop test database");
+            }
+            #[allow(unreachable_patterns)]
+            _ => {}
+        }
+    }
+
     /// Counts rows with raw SQL outside the store (PostgreSQL: as the login superuser, which
     /// RLS does not restrict; SQLite: a separate connection).
     pub async fn count(&self, sql: &str) -> i64 {

@@ -5,13 +5,24 @@
 //!
 //! Run: `cargo test -p deyehard-store --all-features`.
 
+// `cfg(test)` (always true in a test binary) marks these modules as test code for clippy, so
+// the workspace's `allow-unwrap-in-tests` applies to the helpers in them too.
+#[cfg(test)]
 mod accounts;
+#[cfg(test)]
 mod devices;
+#[cfg(test)]
+mod energy;
+#[cfg(test)]
 mod harness;
+#[cfg(test)]
 mod inverters;
+#[cfg(test)]
 #[cfg(feature = "postgres")]
 mod isolation;
+#[cfg(test)]
 mod maintenance;
+#[cfg(test)]
 mod readings;
 
 /// Instantiates `async fn name(db: TestDb)` tests for every backend.
@@ -54,6 +65,11 @@ conformance! {
     readings::other_tenants_readings_are_not_found,
     readings::power_series_is_downsampled_with_gaps,
     readings::concurrent_writers_lose_nothing,
+    energy::energy_of_real_shaped_days,
+    energy::dst_days_have_23_and_25_hours,
+    energy::late_readings_give_the_same_energy,
+    energy::energy_views_and_summary,
+    energy::a_late_reading_recomputes_only_nearby_days,
     devices::unclaimed_logger_and_take_after_claim,
     devices::raw_frames_of_claimed_loggers,
     maintenance::deleting_a_user_leaves_no_orphans,

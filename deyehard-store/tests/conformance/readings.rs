@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use deyehard_core::energy::{self, EnergyRules, EnergySample};
 use deyehard_core::{InverterId, Reading, Source};
 use deyehard_store::{
     InverterStore, RawFrameStore, ReadingReader, ReadingWriter, StoreError, WriteOutcome,
@@ -346,7 +347,7 @@ pub async fn power_series_is_downsampled_with_gaps(db: TestDb) {
     for day in 0..3 {
         let start = june(5, 0) + TimeDelta::days(day);
         let mut readings = minute_series(start, 16 * 60, 1000.0, |m| {
-            400.0 * ((m as f64) / 960.0 * 3.14).sin()
+            400.0 * ((m as f64) / 960.0 * std::f64::consts::PI).sin()
         });
         for r in readings.iter_mut().skip(120).take(60) {
             r.reachable = false;
@@ -425,32 +426,33 @@ pub async fn power_series_is_downsampled_with_gaps(db: TestDb) {
 
 pub async fn concurrent_writers_lose_nothing(db: TestDb) {
     const TASKS: usize = 32;
-    const PER_TASK: usize = 1_000;
+    const PER_TASK: i64 = 1_000;
+    const INVERTERS: usize = 4;
     let a = db.tenant("a@example.org").await;
-    let inverters = [
-        db.inverter(&a, "114172220003").await,
-        db.inverter(&a, "114172220004").await,
-    ];
+    let mut inverters = Vec::new();
+    for n in 0..INVERTERS {
+        inverters.push(db.inverter(&a, &format!("11417222000{n}")).await);
+    }
     let start = june(0, 0);
+    let reading_at = move |minute: i64| {
+        reading(
+            start + TimeDelta::minutes(minute),
+            250.0,
+            0.0,
+            minute as f64 * 4.0,
+            2,
+        )
+    };
+    // 8 tasks per inverter, each writing its own block of 1,000 minutes in batches of 100: the
+    // blocks land in any order, so later blocks often arrive first (late readings, recomputed)
     let mut handles = Vec::new();
     for task in 0..TASKS {
         let store = db.store.clone();
-        let inverter = inverters[task % 2];
-        // the tasks of one inverter interleave minute by minute, so batches arrive out of order
-        let slot = (task / 2) as i64;
+        let inverter = inverters[task % INVERTERS];
+        let block = (task / INVERTERS) as i64;
         handles.push(tokio::spawn(async move {
-            let readings: Vec<(InverterId, Reading)> = (0..PER_TASK as i64)
-                .map(|i| {
-                    let minute = i * (TASKS as i64 / 2) + slot;
-                    let r = reading(
-                        start + TimeDelta::minutes(minute),
-                        250.0,
-                        0.0,
-                        minute as f64 * 4.0,
-                        2,
-                    );
-                    (inverter, r)
-                })
+            let readings: Vec<(InverterId, Reading)> = (0..PER_TASK)
+                .map(|i| (inverter, reading_at(block * PER_TASK + i)))
                 .collect();
             let mut stored = 0;
             for chunk in readings.chunks(100) {
@@ -467,7 +469,7 @@ pub async fn concurrent_writers_lose_nothing(db: TestDb) {
     for handle in handles {
         stored += handle.await.unwrap();
     }
-    let total = (TASKS * PER_TASK) as i64;
+    let total = TASKS as i64 * PER_TASK;
     assert_eq!(stored as i64, total);
     assert_eq!(db.count("SELECT count(*) FROM measurements").await, total);
     assert_eq!(
@@ -484,12 +486,36 @@ pub async fn concurrent_writers_lose_nothing(db: TestDb) {
             .await,
         total
     );
+    let last_minute = (TASKS / INVERTERS) as i64 * PER_TASK - 1;
+    let last = start + TimeDelta::minutes(last_minute);
     let latest = db.store.latest_readings(&a).await.unwrap();
-    let last_minute = (PER_TASK as i64 - 1) * (TASKS as i64 / 2) + (TASKS as i64 / 2 - 1);
     let times: Vec<_> = latest
         .iter()
         .map(|l| (l.inverter_id, l.reading.time))
         .collect();
-    let last = start + TimeDelta::minutes(last_minute);
-    assert_eq!(times, [(inverters[0], last), (inverters[1], last)]);
+    let expected_times: Vec<_> = inverters.iter().map(|i| (*i, last)).collect();
+    assert_eq!(times, expected_times);
+
+    // however the batches interleaved, daily energy equals one in-order pass over all samples
+    let all: Vec<EnergySample> = (0..=last_minute)
+        .map(|m| EnergySample::from(&reading_at(m)))
+        .collect();
+    let rules = EnergyRules::for_rated_power(Some(800.0));
+    let expected = energy::daily_energy(&all, chrono_tz::Europe::Berlin, &rules);
+    let want: Vec<_> = expected
+        .iter()
+        .map(|(day, e)| (*day, e.energy_wh, e.samples as i64))
+        .collect();
+    let (from, to) = (
+        start.date_naive() - TimeDelta::days(1),
+        start.date_naive() + TimeDelta::days(30),
+    );
+    for inverter in inverters {
+        let days = db.store.daily_energy(&a, inverter, from, to).await.unwrap();
+        let got: Vec<_> = days
+            .iter()
+            .map(|d| (d.day, d.energy_wh, d.samples))
+            .collect();
+        assert_eq!(got, want);
+    }
 }
