@@ -80,12 +80,9 @@ pub struct DeyeMicroBody {
     pub temperature_c: f64,
     /// All four PV inputs (only the first `mppt_count` are connected).
     pub pv: [PvInput; PV_INPUTS],
-    /// Protocol version string.
-    pub protocol_version: Option<String>,
-    /// DC (master) firmware version.
-    pub dc_firmware: Option<String>,
-    /// AC firmware version.
-    pub ac_firmware: Option<String>,
+    /// The version strings present, as `ac=V1.2.1.8 dc=V0.1.1.7 protocol=V0.2.0.1` (AC firmware,
+    /// DC master firmware, protocol version).
+    pub firmware_version: Option<String>,
     /// Rated power, W.
     pub rated_power_w: f64,
     /// Number of MPPT inputs.
@@ -137,9 +134,7 @@ impl DeyeMicroBody {
             power_ac_w: f64::from(f.u32_le(AC_POWER, "AC power")?),
             temperature_c: f64::from(f.i16_le(TEMPERATURE, "temperature")?) / 100.0,
             pv,
-            protocol_version: f.text(PROTOCOL_VERSION.0, PROTOCOL_VERSION.1),
-            dc_firmware: f.text(DC_FIRMWARE.0, DC_FIRMWARE.1),
-            ac_firmware: f.text(AC_FIRMWARE.0, AC_FIRMWARE.1),
+            firmware_version: firmware_version(&f),
             rated_power_w: tenths(f.u16_be(RATED_POWER, "rated power")?),
             mppt_count: f.u8(MPPT_COUNT, "MPPT count")?,
             phase_count: f.u8(PHASE_COUNT, "phase count")?,
@@ -176,7 +171,7 @@ impl DeyeMicroBody {
             ..Reading::new(time, source)
         };
         let device_info = DeviceInfo {
-            firmware_version: self.firmware_version(),
+            firmware_version: self.firmware_version,
             rated_power_w: Some(self.rated_power_w),
             mppt_count: Some(self.mppt_count),
         };
@@ -186,23 +181,27 @@ impl DeyeMicroBody {
             device_info,
         }
     }
+}
 
-    /// `ac=… dc=… protocol=…` from the version strings present.
-    fn firmware_version(&self) -> Option<String> {
-        let parts = [
-            ("ac", &self.ac_firmware),
-            ("dc", &self.dc_firmware),
-            ("protocol", &self.protocol_version),
-        ];
-        let mut out = String::with_capacity(48);
-        for (name, value) in parts {
-            if let Some(value) = value {
-                let sep = if out.is_empty() { "" } else { " " };
-                out.extend([sep, name, "=", value.as_str()]);
+/// `ac=… dc=… protocol=…` from the version strings present, in one allocation.
+fn firmware_version(f: &Fields<'_>) -> Option<String> {
+    let parts = [
+        ("ac", AC_FIRMWARE),
+        ("dc", DC_FIRMWARE),
+        ("protocol", PROTOCOL_VERSION),
+    ];
+    let mut out = String::new();
+    for (name, (offset, len)) in parts {
+        if let Some(value) = f.text_ref(offset, len) {
+            if out.is_empty() {
+                out.reserve(48);
+            } else {
+                out.push(' ');
             }
+            out.extend([name, "=", &value]);
         }
-        (!out.is_empty()).then_some(out)
     }
+    (!out.is_empty()).then_some(out)
 }
 
 fn tenths(raw: u16) -> f64 {

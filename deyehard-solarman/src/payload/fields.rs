@@ -89,25 +89,22 @@ impl<'a> Fields<'a> {
     pub(crate) fn text_ref(&self, offset: usize, len: usize) -> Option<Cow<'a, str>> {
         let end = offset.saturating_add(len).min(self.payload.len());
         let raw = self.payload.get(offset..end)?;
-        let raw = raw.split(|&b| b == 0).next().unwrap_or_default();
+        let raw = raw[..raw.iter().position(|&b| b == 0).unwrap_or(raw.len())].trim_ascii();
         let printable = |b: &u8| b.is_ascii_graphic() || *b == b' ';
-        let text = match std::str::from_utf8(raw) {
-            Ok(text) if raw.iter().all(printable) => Cow::Borrowed(text.trim()),
-            _ => {
-                let replaced: String = raw
-                    .iter()
-                    .map(|b| {
-                        if printable(b) {
-                            char::from(*b)
-                        } else {
-                            char::REPLACEMENT_CHARACTER
-                        }
-                    })
-                    .collect();
-                Cow::Owned(replaced.trim().to_owned())
-            }
-        };
-        (!text.is_empty()).then_some(text)
+        if raw.is_empty() {
+            None
+        } else if raw.iter().all(printable) {
+            std::str::from_utf8(raw).ok().map(Cow::Borrowed)
+        } else {
+            let replaced = raw.iter().map(|b| {
+                if printable(b) {
+                    char::from(*b)
+                } else {
+                    char::REPLACEMENT_CHARACTER
+                }
+            });
+            Some(Cow::Owned(replaced.collect()))
+        }
     }
 
     /// `len` raw bytes if the payload holds them all.
