@@ -187,7 +187,8 @@ async fn serve(cli: &Cli, store: Arc<Store>, args: ServeArgs) -> anyhow::Result<
         local.port()
     );
     let mut rx = stop_rx.clone();
-    let web = crate::run(listener, store, async move {
+    let accounts = crate::accounts::from_args(&args.accounts, &cli.data_dir)?;
+    let web = crate::run_with(listener, store, accounts, async move {
         let _ = rx.wait_for(|stop| *stop).await;
     });
     let stop = stop_tx.clone();

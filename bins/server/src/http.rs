@@ -12,25 +12,56 @@ use poem::{EndpointExt, IntoResponse, Route, Server, get, handler};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::accounts::Accounts;
+use crate::api::auth::AuthApi;
+use crate::api::keys::KeysApi;
+use crate::api::me::MeApi;
+use crate::security::{CsrfGuard, SecurityHeaders};
+use poem::middleware::CookieJarManager;
+use poem_openapi::OpenApiService;
+
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
 pub struct AppState {
     /// The store.
     pub store: Arc<Store>,
+    /// The account flows: secrets, mail, rate limits, hashing.
+    pub accounts: Accounts,
 }
 
 impl AppState {
-    /// Wraps the store.
-    pub fn new(store: Arc<Store>) -> Self {
-        Self { store }
+    /// Wraps the store and the account service.
+    pub fn new(store: Arc<Store>, accounts: Accounts) -> Self {
+        Self { store, accounts }
     }
+}
+
+/// The accounts part of the JSON API, served under `/api`.
+fn accounts_api(state: &AppState) -> OpenApiService<(AuthApi, MeApi, KeysApi), ()> {
+    OpenApiService::new(
+        (AuthApi, MeApi, KeysApi),
+        "deyehard",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .server(format!("{}/api", state.accounts.settings().base_url))
 }
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> impl poem::Endpoint {
+    let api = accounts_api(&state);
+    let settings = state.accounts.settings();
+    let csrf = CsrfGuard::new(state.accounts.secrets().csrf_key, settings.cookie_secure);
+    let headers = SecurityHeaders {
+        hsts: settings.cookie_secure,
+    };
     Route::new()
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
+        .at("/openapi.json", api.spec_endpoint())
+        .nest("/api", api)
+        .with(CookieJarManager::new())
+        .with(csrf)
+        .with(headers)
         .data(state)
 }
 

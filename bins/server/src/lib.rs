@@ -7,9 +7,23 @@
 //! [`run`] serves on a listener the caller bound, until `shutdown` resolves: the binary and
 //! the end-to-end tests start the server the same way.
 
+pub mod accounts;
 pub mod cli;
 mod commands;
+pub mod error;
 mod http;
+pub mod limits;
+pub mod mail;
+pub mod secrets;
+pub mod security;
+pub mod session;
+
+/// The JSON API (poem-openapi).
+pub mod api {
+    pub mod auth;
+    pub mod keys;
+    pub mod me;
+}
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -62,11 +76,28 @@ fn init_logging(format: cli::LogFormat) {
 }
 
 /// Serves the web app on `listener` until `shutdown` resolves, then finishes in-flight requests.
+///
+/// The account flows run with ephemeral secrets and no outbox: use [`run_with`] to configure them.
 pub async fn run(
     listener: TcpListener,
     store: Arc<Store>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let state = AppState::new(store);
+    let base_url = format!("http://{}", listener.local_addr()?);
+    let accounts = accounts::Accounts::ephemeral(&base_url, None).map_err(std::io::Error::other)?;
+    run_with(listener, store, accounts, shutdown).await
+}
+
+/// Like [`run`], with the account flows configured (secrets, mail, base URL, cookies).
+pub async fn run_with(
+    listener: TcpListener,
+    store: Arc<Store>,
+    accounts: accounts::Accounts,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    accounts
+        .limits()
+        .spawn_janitor(std::time::Duration::from_secs(300));
+    let state = AppState::new(store, accounts);
     http::serve(listener, state, shutdown).await
 }
