@@ -361,3 +361,130 @@ pub fn heartbeat(serial: u32, seq_a: u8, seq_b: u8) -> Vec<u8> {
     .to_vec()
     .expect("encode")
 }
+
+/// Everything the in-process server logged (all tests of this binary), for leak checks.
+static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct LogSink;
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures all logs (debug and up) once per test binary, and installs the TLS provider.
+pub fn init_test_process() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug,sqlx=info,hyper=info,reqwest=info,rustls=info,h2=info")
+            .with_writer(|| LogSink)
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
+/// The captured logs so far, as text.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().expect("log buffer")).into_owned()
+}
+
+/// The web server running in-process on 127.0.0.1:0, with an outbox in the store's directory.
+pub struct TestServer {
+    pub base: String,
+    pub outbox: std::path::PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start(store: &TestStore) -> Self {
+        init_test_process();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let base = format!("http://{}", listener.local_addr().expect("local address"));
+        let outbox = store.dir.path().join("outbox");
+        let settings = deyehard_server::accounts::AccountSettings::new(&base);
+        let secrets = deyehard_server::secrets::Secrets::ephemeral().expect("secrets");
+        let mailer = deyehard_server::mail::Mailer::new(
+            "deyehard <noreply@example.com>",
+            &base,
+            None,
+            Some(outbox.clone()),
+        )
+        .expect("mailer");
+        let accounts = deyehard_server::accounts::Accounts::new(settings, secrets, mailer);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(deyehard_server::run_with(
+            listener,
+            store.store.clone(),
+            accounts,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Self {
+            base,
+            outbox,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The bodies of the mails to `to` so far, oldest first.
+    pub fn mails_to(&self, to: &str) -> Vec<String> {
+        let Ok(dir) = std::fs::read_dir(&self.outbox) else {
+            return Vec::new();
+        };
+        let mut files: Vec<_> = dir.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        files.sort();
+        files
+            .into_iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .filter(|text| text.contains(&format!("To: {to}")))
+            .collect()
+    }
+
+    /// Waits until `count` mails to `to` are in the outbox and returns them.
+    pub async fn wait_for_mails(&self, to: &str, count: usize) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + STEP;
+        loop {
+            let mails = self.mails_to(to);
+            if mails.len() >= count {
+                return mails;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "expected {count} mails to {to}, found {}",
+                mails.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(STEP, task).await;
+        }
+    }
+}
+
+/// The first link in a mail that starts with `prefix`.
+pub fn link_in(mail: &str, prefix: &str) -> Option<String> {
+    let start = mail.find(prefix)?;
+    let rest = &mail[start..];
+    let end = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
+    Some(rest[..end].to_owned())
+}

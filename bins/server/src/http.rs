@@ -54,7 +54,7 @@ pub fn app(state: AppState) -> impl poem::Endpoint {
     let headers = SecurityHeaders {
         hsts: settings.cookie_secure,
     };
-    Route::new()
+    crate::pages::add_routes(Route::new())
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
         .at("/openapi.json", api.spec_endpoint())

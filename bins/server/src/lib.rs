@@ -14,6 +14,7 @@ pub mod error;
 mod http;
 pub mod limits;
 pub mod mail;
+mod pages;
 pub mod secrets;
 pub mod security;
 pub mod session;

@@ -163,7 +163,7 @@ impl Mailer {
     /// returned: a flow must answer the same whether or not the mail went out.
     pub async fn send(&self, mail: Mail) {
         let kind = mail.kind.code();
-        let message = match self.build(&mail) {
+        let message = match self.build(&mail, self.smtp.is_none()) {
             Ok(message) => message,
             Err(e) => {
                 tracing::error!(kind, error = %e, "cannot build the mail");
@@ -199,7 +199,9 @@ impl Mailer {
         }
     }
 
-    fn build(&self, mail: &Mail) -> Result<Message, String> {
+    /// `readable`: leave the body unencoded (the outbox, read by people, with the link on
+    /// one line); over SMTP lettre picks a transport-safe encoding (quoted-printable).
+    fn build(&self, mail: &Mail, readable: bool) -> Result<Message, String> {
         let german = mail.locale.starts_with("de");
         let (kind, base_url) = (mail.kind.code(), self.base_url.as_str());
         let text = if german {
@@ -221,9 +223,12 @@ impl Mailer {
         }
         .map_err(|e| e.to_string())?;
         let to: Mailbox = mail.to.parse().map_err(|_| "bad recipient".to_owned())?;
-        // 8bit keeps the link on one line, readable in the .eml file as it is.
-        let body = Body::new_with_encoding(text.clone(), ContentTransferEncoding::EightBit)
-            .unwrap_or_else(|_| Body::new(text));
+        let body = if readable {
+            Body::new_with_encoding(text.clone(), ContentTransferEncoding::Binary)
+                .unwrap_or_else(|_| Body::new(text))
+        } else {
+            Body::new(text)
+        };
         Message::builder()
             .from(self.from.clone())
             .to(to)

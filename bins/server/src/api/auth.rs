@@ -97,6 +97,13 @@ pub struct AccessToken {
     pub expires_in: i64,
 }
 
+/// The caller's CSRF token.
+#[derive(Debug, Object)]
+pub struct CsrfTokenBody {
+    /// Send it as `X-CSRF-Token` (or the `csrf_token` form field).
+    pub csrf_token: String,
+}
+
 /// Reset confirmation form.
 #[derive(Debug, Object)]
 pub struct ResetConfirmRequest {
@@ -231,6 +238,18 @@ impl AuthApi {
         let ip = client_ip(req, &state.accounts.settings().trusted_proxies);
         request_reset(&state, ip, &body.email).await?;
         Ok(Message::new(RESET_ACCEPTED))
+    }
+
+    /// The CSRF token to send as `X-CSRF-Token` with cookie-authenticated calls (the
+    /// response also sets the matching `deyehard_csrf` cookie when it is missing).
+    #[oai(path = "/csrf", method = "get")]
+    async fn csrf(&self, req: &Request) -> Json<CsrfTokenBody> {
+        let token = req
+            .extensions()
+            .get::<crate::security::CsrfToken>()
+            .map(|t| t.0.clone())
+            .unwrap_or_default();
+        Json(CsrfTokenBody { csrf_token: token })
     }
 
     /// Set a new password with the token of the reset link; every session ends.
