@@ -2,6 +2,8 @@
 //! verification (links from the outbox), resend, login, logout everywhere, password reset and
 //! change, account deletion, API keys, CSRF, security headers, rate limits, and the defects of
 //! the original service that must not come back. Logs are checked for leaked secrets.
+// Helpers of tests fail the test by panicking, like the tests themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use deyehard_core::{InverterKind, LoggerSerial, TenantScope, UserId};
 use deyehard_store::{InverterFields, InverterStore};

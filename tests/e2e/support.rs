@@ -367,6 +367,7 @@ static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
 
 struct LogSink;
 
+#[allow(clippy::expect_used)]
 impl std::io::Write for LogSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         LOGS.lock().expect("log buffer").extend_from_slice(buf);
@@ -391,6 +392,7 @@ pub fn init_test_process() {
 }
 
 /// The captured logs so far, as text.
+#[allow(clippy::expect_used)]
 pub fn captured_logs() -> String {
     String::from_utf8_lossy(&LOGS.lock().expect("log buffer")).into_owned()
 }
@@ -403,6 +405,7 @@ pub struct TestServer {
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
+#[allow(clippy::expect_used)]
 impl TestServer {
     pub async fn start(store: &TestStore) -> Self {
         init_test_process();
