@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use deyehard_core::{InverterKind, LoggerSerial, TenantScope, UserId};
-use deyehard_store::{InverterFields, InverterStore};
+use deyehard_store::{AdminStore, InverterFields, InverterStore};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -42,6 +42,8 @@ on_both_backends!(
     token_endpoint_is_rate_limited_per_account,
     csrf_is_enforced_for_cookie_sessions_not_for_bearer,
     pages_carry_security_headers,
+    admin_rights_are_rechecked_on_every_request,
+    login_page_works_without_javascript_and_redirects_when_logged_in,
 );
 
 fn client() -> reqwest::Client {
@@ -616,6 +618,149 @@ async fn pages_carry_security_headers(backend: Backend) {
             .to_str()
             .unwrap()
             .contains("max-age=")
+    );
+    srv.stop().await;
+}
+
+async fn admin_rights_are_rechecked_on_every_request(backend: Backend) {
+    let db = TestStore::new(backend).await;
+    let srv = TestServer::start(&db).await;
+    let c = client();
+    let hash = deyehard_core::auth::password::hash_password(PASSWORD)
+        .unwrap()
+        .into_string();
+    let mut ids = Vec::new();
+    for email in ["root@example.com", "root2@example.com"] {
+        let user = deyehard_store::UserStore::create_user(
+            &*db.store,
+            &deyehard_store::NewUser {
+                email: email.into(),
+                password_hash: hash.clone(),
+                display_name: "Root".into(),
+                time_zone: None,
+                locale: None,
+                is_verified: true,
+                is_superuser: true,
+            },
+        )
+        .await
+        .unwrap();
+        ids.push(user.id);
+    }
+    let plain = verified_user(&srv, &c, "pia@example.com").await;
+    let admin = login(&srv, &c, "root@example.com", PASSWORD).await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let users = c
+        .get(srv.url("/api/admin/users?q=pia"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(users.status(), StatusCode::OK);
+    let users: Value = users.json().await.unwrap();
+    assert_eq!(users.as_array().unwrap().len(), 1);
+    assert_eq!(
+        c.get(srv.url("/api/admin/users"))
+            .bearer_auth(&plain)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        c.get(srv.url("/api/admin/status"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    // Another admin revokes the first one's rights: the still valid token no longer grants them.
+    let other = deyehard_store::AdminActor::new(&TenantScope::for_tests(ids[1]));
+    let flags = deyehard_store::UserFlags {
+        is_active: true,
+        is_verified: true,
+        is_superuser: false,
+    };
+    db.store
+        .admin_set_user_flags(other, ids[0], flags)
+        .await
+        .unwrap();
+    assert_eq!(
+        c.get(srv.url("/api/admin/users"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(me(&srv, &c, &admin).await.0, StatusCode::OK);
+    srv.stop().await;
+}
+
+async fn login_page_works_without_javascript_and_redirects_when_logged_in(backend: Backend) {
+    let db = TestStore::new(backend).await;
+    let srv = TestServer::start(&db).await;
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    verified_user(&srv, &c, "quinn@example.com").await;
+    let page = c.get(srv.url("/login")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    let marker = "name=\"csrf_token\" value=\"";
+    let at = html.find(marker).expect("a CSRF field in the form") + marker.len();
+    let token = html[at..].split('"').next().unwrap().to_owned();
+    let bad = c
+        .post(srv.url("/login"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("email", "quinn@example.com"),
+            ("password", "Wrong-Pass-1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
+    let ok = c
+        .post(srv.url("/login"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("email", "quinn@example.com"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+    let cookie = ok.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Secure"),
+        "{cookie}"
+    );
+    let again = c.get(srv.url("/login")).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    assert_eq!(again.headers()["location"], "/");
+    // A bad verification link gets a friendly page.
+    let bad_link = c
+        .get(srv.url("/verify?token=nonsense"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_link.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        bad_link
+            .text()
+            .await
+            .unwrap()
+            .contains("This link is invalid.")
     );
     srv.stop().await;
 }

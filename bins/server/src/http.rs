@@ -13,6 +13,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::accounts::Accounts;
+use crate::api::admin::AdminApi;
 use crate::api::auth::AuthApi;
 use crate::api::keys::KeysApi;
 use crate::api::me::MeApi;
@@ -37,9 +38,9 @@ impl AppState {
 }
 
 /// The accounts part of the JSON API, served under `/api`.
-fn accounts_api(state: &AppState) -> OpenApiService<(AuthApi, MeApi, KeysApi), ()> {
+fn accounts_api(state: &AppState) -> OpenApiService<(AuthApi, MeApi, KeysApi, AdminApi), ()> {
     OpenApiService::new(
-        (AuthApi, MeApi, KeysApi),
+        (AuthApi, MeApi, KeysApi, AdminApi),
         "deyehard",
         env!("CARGO_PKG_VERSION"),
     )

@@ -21,6 +21,7 @@ pub mod session;
 
 /// The JSON API (poem-openapi).
 pub mod api {
+    pub mod admin;
     pub mod auth;
     pub mod keys;
     pub mod me;
