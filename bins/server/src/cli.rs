@@ -235,6 +235,21 @@ pub enum UserCommand {
         #[arg(long)]
         superuser: bool,
     },
+    /// Set a user's password (policy enforced); every session of the user ends.
+    SetPassword {
+        /// Email of the user.
+        #[arg(long)]
+        email: String,
+        /// The new password.
+        #[arg(long)]
+        password: String,
+    },
+    /// Mark a user's email address as verified.
+    Verify {
+        /// Email of the user.
+        #[arg(long)]
+        email: String,
+    },
 }
 
 /// `apikey …`
@@ -248,6 +263,15 @@ pub enum ApiKeyCommand {
         /// A name for the key (e.g. the DTU it is for).
         #[arg(long, default_value = "default")]
         name: String,
+    },
+    /// Revoke an API key of a user, named by its prefix (as listed in the account page).
+    Revoke {
+        /// Email of the owner.
+        #[arg(long)]
+        user: String,
+        /// The key's public prefix (the 8 characters after `dh_`).
+        #[arg(long)]
+        prefix: String,
     },
 }
 
