@@ -199,8 +199,16 @@ fn to_u64(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
+/// Spare capacity a partial frame may keep; beyond it (and twice the partial frame) the buffer
+/// shrinks.
+const MAX_SPARE: usize = 512;
+
 /// Sans-io stream decoder: [`push`](Self::push) bytes, then call
 /// [`next_frame`](Self::next_frame) until it returns `None`.
+///
+/// Memory: when `next_frame` returns `None` the consumed bytes are dropped, and a buffer left
+/// empty gives its allocation back, so an idle connection between frames holds none (a
+/// partial frame keeps at most its own size plus a little spare).
 #[derive(Debug, Default)]
 pub struct FrameBuffer {
     buf: Vec<u8>,
@@ -224,12 +232,28 @@ impl FrameBuffer {
 
     /// Appends received bytes.
     pub fn push(&mut self, bytes: &[u8]) {
+        self.drop_consumed();
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Removes the bytes already consumed from the front of the buffer.
+    fn drop_consumed(&mut self) {
         if self.pos > 0 {
             self.buf.drain(..self.pos);
             self.base += to_u64(self.pos);
             self.pos = 0;
         }
-        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Once every whole frame is taken: frees an empty buffer, shrinks one holding a small
+    /// partial frame in a large allocation.
+    fn release(&mut self) {
+        self.drop_consumed();
+        if self.buf.is_empty() {
+            self.buf = Vec::new();
+        } else if self.buf.capacity() > self.buf.len().saturating_mul(2).max(MAX_SPARE) {
+            self.buf.shrink_to_fit();
+        }
     }
 
     /// Marks the end of the input: a frame still incomplete is then reported as garbage and
@@ -243,17 +267,26 @@ impl FrameBuffer {
         self.buf.len() - self.pos
     }
 
+    /// The bytes buffered and not yet consumed (e.g. to sniff the protocol before framing).
+    pub fn pending(&self) -> &[u8] {
+        self.buf.get(self.pos..).unwrap_or_default()
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> StreamStats {
         self.stats
     }
 
-    /// The next frame or stream problem, in stream order; `None` when more bytes are needed.
+    /// The next frame or stream problem, in stream order; `None` when more bytes are needed
+    /// (the buffer then releases what it no longer needs, see the type's docs).
     pub fn next_frame(&mut self) -> Option<Result<StreamFrame<'_>, StreamError>> {
         let start = self.pos;
         let offset = self.base + to_u64(start);
         let len = match scan(&self.buf[start..], self.config.max_frame_len, self.eof) {
-            Step::NeedMore => return None,
+            Step::NeedMore => {
+                self.release();
+                return None;
+            }
             Step::Skip { dropped, cause } => {
                 self.pos += dropped;
                 self.stats.resync_bytes += to_u64(dropped);
@@ -459,6 +492,26 @@ mod tests {
                 checksum_failures: 1
             }
         );
+    }
+
+    #[test]
+    fn an_idle_buffer_gives_its_allocation_back() {
+        let mut fb = FrameBuffer::default();
+        fb.push(&[HB, HB].concat());
+        assert_eq!(drain(&mut fb).len(), 2);
+        assert_eq!(fb.buf.capacity(), 0, "no frame pending: nothing allocated");
+        assert_eq!(fb.pending(), &[] as &[u8]);
+
+        // A large read ending in a partial frame keeps only that partial frame.
+        let mut big = vec![HB; 100].concat();
+        big.extend_from_slice(&HB[..5]);
+        fb.push(&big);
+        assert_eq!(drain(&mut fb).len(), 100);
+        assert_eq!(fb.pending(), &HB[..5]);
+        assert!(fb.buf.capacity() <= MAX_SPARE, "{}", fb.buf.capacity());
+        fb.push(&HB[5..]);
+        assert_eq!(drain(&mut fb), vec![Ok((1428, HB.to_vec(), true))]);
+        assert_eq!(fb.buf.capacity(), 0);
     }
 
     #[test]

@@ -2,8 +2,6 @@
 //! verification (links from the outbox), resend, login, logout everywhere, password reset and
 //! change, account deletion, API keys, CSRF, security headers, rate limits, and the defects of
 //! the original service that must not come back. Logs are checked for leaked secrets.
-// Helpers of tests fail the test by panicking, like the tests themselves.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use deyehard_core::{InverterKind, LoggerSerial, TenantScope, UserId};
 use deyehard_store::{AdminStore, InverterFields, InverterStore};
@@ -715,6 +713,11 @@ async fn login_page_works_without_javascript_and_redirects_when_logged_in(backen
     let page = c.get(srv.url("/login")).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
+    assert!(
+        html.contains("<title>Log in · deyehard</title>")
+            && html.contains("<link rel=\"stylesheet\" href=\"/static/app.css?v="),
+        "the login page is built on the base layout"
+    );
     let marker = "name=\"csrf_token\" value=\"";
     let at = html.find(marker).expect("a CSRF field in the form") + marker.len();
     let token = html[at..].split('"').next().unwrap().to_owned();

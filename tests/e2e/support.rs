@@ -362,12 +362,13 @@ pub fn heartbeat(serial: u32, seq_a: u8, seq_b: u8) -> Vec<u8> {
     .expect("encode")
 }
 
+// ---- web server (accounts and ingestion) --------------------------------------------------------
+
 /// Everything the in-process server logged (all tests of this binary), for leak checks.
 static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
 
 struct LogSink;
 
-#[allow(clippy::expect_used)]
 impl std::io::Write for LogSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         LOGS.lock().expect("log buffer").extend_from_slice(buf);
@@ -392,26 +393,40 @@ pub fn init_test_process() {
 }
 
 /// The captured logs so far, as text.
-#[allow(clippy::expect_used)]
 pub fn captured_logs() -> String {
     String::from_utf8_lossy(&LOGS.lock().expect("log buffer")).into_owned()
 }
 
-/// The web server running in-process on 127.0.0.1:0, with an outbox in the store's directory.
+/// The web server running in-process on 127.0.0.1:0, through the same `run_with` the binary uses,
+/// with mail going to an outbox directory of its own.
 pub struct TestServer {
+    /// `http://127.0.0.1:PORT`, also the server's `BASE_URL` (links in mail start with it).
     pub base: String,
+    /// Where the server writes mail (one `.eml` file per message).
     pub outbox: std::path::PathBuf,
+    _mail_dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
-#[allow(clippy::expect_used)]
 impl TestServer {
+    /// A server on `store` with the default ingestion options.
     pub async fn start(store: &TestStore) -> Self {
+        Self::start_on(
+            store.store.clone(),
+            deyehard_server::IngestOptions::default(),
+        )
+        .await
+    }
+
+    /// A server on any store, with these ingestion options.
+    pub async fn start_on(store: Arc<Store>, options: deyehard_server::IngestOptions) -> Self {
         init_test_process();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
-        let base = format!("http://{}", listener.local_addr().expect("local address"));
-        let outbox = store.dir.path().join("outbox");
+        let addr = listener.local_addr().expect("local address");
+        let base = format!("http://{addr}");
+        let mail_dir = tempfile::tempdir().expect("temporary directory");
+        let outbox = mail_dir.path().join("outbox");
         let settings = deyehard_server::accounts::AccountSettings::new(&base);
         let secrets = deyehard_server::secrets::Secrets::ephemeral().expect("secrets");
         let mailer = deyehard_server::mail::Mailer::new(
@@ -422,23 +437,21 @@ impl TestServer {
         )
         .expect("mailer");
         let accounts = deyehard_server::accounts::Accounts::new(settings, secrets, mailer);
+        let state = deyehard_server::AppState::new(store, accounts, &options);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(deyehard_server::run_with(
-            listener,
-            store.store.clone(),
-            accounts,
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        let task = tokio::spawn(deyehard_server::run_with(listener, state, async move {
+            let _ = stopped.await;
+        }));
         Self {
             base,
             outbox,
+            _mail_dir: mail_dir,
             stop: Some(stop),
             task: Some(task),
         }
     }
 
+    /// `http://127.0.0.1:PORT{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -474,12 +487,17 @@ impl TestServer {
         }
     }
 
+    /// Stops the server and waits until it has drained.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(STEP, task).await;
+            tokio::time::timeout(Duration::from_secs(15), task)
+                .await
+                .expect("server stops in time")
+                .expect("server task")
+                .expect("server result");
         }
     }
 }
@@ -490,4 +508,142 @@ pub fn link_in(mail: &str, prefix: &str) -> Option<String> {
     let rest = &mail[start..];
     let end = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
     Some(rest[..end].to_owned())
+}
+
+/// An HTTP client that never follows redirects (devices do not either).
+pub fn http_client() -> reqwest::Client {
+    // reqwest is built without a default crypto provider; plain HTTP still needs one installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(STEP)
+        .build()
+        .expect("HTTP client")
+}
+
+impl TestStore {
+    /// A new API key of `scope`'s user, in clear.
+    pub async fn api_key(&self, scope: &TenantScope) -> String {
+        use deyehard_store::ApiKeyStore;
+        let key = deyehard_core::auth::api_key::generate();
+        self.store
+            .create_api_key(scope, "test", &key.prefix, &key.hash)
+            .await
+            .expect("create API key");
+        key.plaintext
+    }
+
+    /// Registers an inverter with a device serial (OpenDTU unless `kind` says otherwise).
+    pub async fn inverter(
+        &self,
+        scope: &TenantScope,
+        kind: InverterKind,
+        serial: &str,
+    ) -> InverterId {
+        self.store
+            .create_inverter(
+                scope,
+                &InverterFields {
+                    name: format!("Inverter {serial}"),
+                    kind,
+                    serial: Some(deyehard_core::DeviceSerial::parse(serial).expect("serial")),
+                    logger_serial: None,
+                    rated_power_w: Some(2000.0),
+                    mppt_count: None,
+                },
+            )
+            .await
+            .expect("create inverter")
+            .id
+    }
+
+    /// The PostgreSQL URL of this store's database, reached through `addr` instead.
+    pub fn pg_url_via(&self, addr: SocketAddr) -> Option<String> {
+        let (admin, name) = self.pg_database()?;
+        let url = with_database(admin, name);
+        let (scheme, rest) = url.split_once("://")?;
+        let (userinfo, host_and_path) = rest.rsplit_once('@').map_or(("", rest), |(u, h)| (u, h));
+        let (_, path) = host_and_path.split_once('/')?;
+        let at = if userinfo.is_empty() {
+            String::new()
+        } else {
+            format!("{userinfo}@")
+        };
+        Some(format!("{scheme}://{at}{addr}/{path}"))
+    }
+
+    /// The PostgreSQL server's address from the admin URL (host must be an IP address).
+    pub fn pg_server_addr(&self) -> Option<SocketAddr> {
+        let (admin, _) = self.pg_database()?;
+        let rest = admin.split_once("://")?.1;
+        let host_and_path = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+        let host = host_and_path.split('/').next()?;
+        let host = if host.contains(':') {
+            host.to_owned()
+        } else {
+            format!("{host}:5432")
+        };
+        host.parse().ok()
+    }
+}
+
+/// A TCP proxy that can cut every connection and refuse new ones: a database outage on demand.
+pub struct TcpProxy {
+    pub addr: SocketAddr,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+    task: JoinHandle<()>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (cut, _) = tokio::sync::watch::channel(0u64);
+        let (flag, cuts) = (up.clone(), cut.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !flag.load(Ordering::SeqCst) {
+                    // Reset at once, as a host whose database is down refuses connections.
+                    let _ = client.set_zero_linger();
+                    continue;
+                }
+                let mut cut_rx = cuts.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut_rx.changed() => {}
+                    }
+                });
+            }
+        });
+        Self {
+            addr,
+            up,
+            cut,
+            task,
+        }
+    }
+
+    /// Cuts every open connection and refuses new ones.
+    pub fn down(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    /// Accepts connections again.
+    pub fn up(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

@@ -8,10 +8,16 @@
 //! - A logger nobody claimed: recorded in `unclaimed_loggers` with its frames in `raw_frames`,
 //!   so that [`backfill_logger`] turns them into readings once someone claims it.
 //!
+//! Heartbeats arrive every two minutes from every logger: they cost no database write unless
+//! the logger was last marked seen more than [`SEEN_INTERVAL`] ago, and claims are cached for
+//! [`CLAIM_TTL`] (only positive ones, so a new claim takes effect at once).
+//!
 //! A database that cannot be reached is [`SinkError::Unavailable`]: the spool in front of this
 //! sink keeps the frame on disk and the logger still gets its reply.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use deyehard_core::{LoggerSerial, Reading, TenantScope};
 use deyehard_solarman::listener::{FrameSink, SinkError};
@@ -21,16 +27,73 @@ use deyehard_store::{
     UnclaimedLoggerStore,
 };
 
+/// How long a resolved claim is reused before it is looked up again.
+pub const CLAIM_TTL: Duration = Duration::from_secs(60);
+/// How often a heartbeat may mark a logger as seen in the database.
+pub const SEEN_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Stores logger frames in a [`Store`].
-#[derive(Clone)]
 pub struct StoreSink {
     store: Arc<Store>,
+    claims: Mutex<HashMap<LoggerSerial, (LoggerClaim, Instant)>>,
+    last_seen: Mutex<HashMap<LoggerSerial, Instant>>,
 }
 
 impl StoreSink {
     /// A sink writing to `store`.
     pub fn new(store: Arc<Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            claims: Mutex::new(HashMap::new()),
+            last_seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The logger's claim, from the cache or the database.
+    async fn claim(&self, logger: LoggerSerial) -> Result<Option<LoggerClaim>, StoreError> {
+        let now = Instant::now();
+        {
+            let cache = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((claim, at)) = cache.get(&logger)
+                && now.duration_since(*at) < CLAIM_TTL
+            {
+                return Ok(Some(claim.clone()));
+            }
+        }
+        let claim = self.store.resolve_logger_unscoped(logger).await?;
+        let mut cache = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
+        match &claim {
+            Some(claim) => {
+                cache.insert(logger, (claim.clone(), now));
+            }
+            None => {
+                cache.remove(&logger);
+            }
+        }
+        Ok(claim)
+    }
+
+    fn forget_claim(&self, logger: LoggerSerial) {
+        self.claims
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&logger);
+    }
+
+    /// Whether a heartbeat should be written: true at most once per [`SEEN_INTERVAL`].
+    fn due_for_seen(&self, logger: LoggerSerial) -> bool {
+        let now = Instant::now();
+        let mut seen = self
+            .last_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match seen.get(&logger) {
+            Some(at) if now.duration_since(*at) < SEEN_INTERVAL => false,
+            _ => {
+                seen.insert(logger, now);
+                true
+            }
+        }
     }
 
     async fn record_claimed(
@@ -109,16 +172,23 @@ fn sink_error(err: StoreError) -> SinkError {
 
 impl FrameSink for StoreSink {
     async fn record(&self, event: FrameEvent) -> Result<(), SinkError> {
-        let claim = self
-            .store
-            .resolve_logger_unscoped(event.logger)
-            .await
-            .map_err(sink_error)?;
-        match claim {
-            Some(claim) => self
-                .record_claimed(&claim, &event)
-                .await
-                .map_err(sink_error),
+        match self.claim(event.logger).await.map_err(sink_error)? {
+            Some(claim) => match self.record_claimed(&claim, &event).await {
+                Ok(()) => Ok(()),
+                Err(StoreError::NotFound) => {
+                    // The inverter was deleted since the claim was cached: look again next time.
+                    self.forget_claim(event.logger);
+                    Err(sink_error(StoreError::NotFound))
+                }
+                Err(e) => Err(sink_error(e)),
+            },
+            // An unclaimed logger's heartbeats hold nothing to keep: note the logger now and
+            // then; every other frame is kept for the backfill after a claim.
+            None if matches!(event.content, FrameContent::Heartbeat)
+                && !self.due_for_seen(event.logger) =>
+            {
+                Ok(())
+            }
             None => {
                 let remote = event.remote.to_string();
                 let input = RawFrameInput {

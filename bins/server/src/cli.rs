@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Monitoring for solar inverters: web app, JSON API, OpenDTU ingestion and Solarman collector.
@@ -63,6 +64,8 @@ pub enum Command {
     /// Manage inverters.
     #[command(subcommand)]
     Inverter(InverterCommand),
+    /// Print a user's readings on stdout, in time order (JSON lines or CSV).
+    Export(ExportArgs),
 }
 
 /// Options of `serve`.
@@ -78,16 +81,24 @@ pub struct ServeArgs {
         default_value = "0.0.0.0:10000"
     )]
     pub collector_listen: CollectorListen,
+    /// Pushes per minute per API key (also the burst size); 0 disables the limit.
+    #[arg(long, env = "DEYEHARD_INGEST_RATE_LIMIT", default_value_t = DEFAULT_INGEST_RATE_LIMIT)]
+    pub ingest_rate_limit: u32,
     /// Accounts, sessions, secrets and mail.
     #[command(flatten)]
     pub accounts: AccountArgs,
 }
+
+/// Default of `--ingest-rate-limit`: a DTU pushes once a minute, so hundreds of DTUs can share a
+/// key.
+pub const DEFAULT_INGEST_RATE_LIMIT: u32 = 600;
 
 impl Default for ServeArgs {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 8000)),
             collector_listen: CollectorListen(Some(SocketAddr::from(([0, 0, 0, 0], 10000)))),
+            ingest_rate_limit: DEFAULT_INGEST_RATE_LIMIT,
             accounts: AccountArgs::default(),
         }
     }
@@ -306,4 +317,39 @@ pub struct InverterAddArgs {
     /// Number of MPPT inputs.
     #[arg(long)]
     pub mppts: Option<u8>,
+}
+
+/// Options of `export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// Email of the owner.
+    #[arg(long)]
+    pub user: String,
+    /// Only the inverter with this device serial (or Solarman logger serial).
+    #[arg(long)]
+    pub inverter: Option<String>,
+    /// Start, inclusive (RFC 3339, e.g. `2025-10-19T00:00:00+02:00`); default: the beginning.
+    #[arg(long, value_parser = parse_rfc3339)]
+    pub from: Option<DateTime<Utc>>,
+    /// End, exclusive (RFC 3339); default: everything stored.
+    #[arg(long, value_parser = parse_rfc3339)]
+    pub to: Option<DateTime<Utc>>,
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+}
+
+/// Output format of `export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// One JSON object per line.
+    Json,
+    /// Comma-separated values with a header line.
+    Csv,
+}
+
+fn parse_rfc3339(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.to_utc())
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time like 2025-10-19T00:00:00Z: {e}"))
 }

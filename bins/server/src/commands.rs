@@ -14,9 +14,11 @@ use deyehard_store::{
 };
 use tokio::net::TcpListener;
 
+use crate::api::IngestOptions;
 use crate::cli::{
     ApiKeyCommand, Cli, Command, InverterAddArgs, InverterCommand, ServeArgs, UserCommand,
 };
+use crate::ratelimit::RateQuota;
 
 /// Runs the command the command line names.
 pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -102,6 +104,10 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let id = add_inverter(&store, args).await?;
             println!("{id}");
             Ok(())
+        }
+        Some(Command::Export(ref args)) => {
+            let scope = operator_scope(&store, &args.user).await?;
+            crate::export::run(&store, &scope, args).await
         }
     }
 }
@@ -222,9 +228,12 @@ async fn serve(cli: &Cli, store: Arc<Store>, args: ServeArgs) -> anyhow::Result<
         },
         local.port()
     );
-    let mut rx = stop_rx.clone();
+    let mut ingest = IngestOptions::default();
+    ingest.api_keys.rate_limit = RateQuota::per_minute(args.ingest_rate_limit);
     let accounts = crate::accounts::from_args(&args.accounts, &cli.data_dir)?;
-    let web = crate::run_with(listener, store, accounts, async move {
+    let state = crate::AppState::new(store, accounts, &ingest);
+    let mut rx = stop_rx.clone();
+    let web = crate::run_with(listener, state, async move {
         let _ = rx.wait_for(|stop| *stop).await;
     });
     let stop = stop_tx.clone();

@@ -13,13 +13,10 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::accounts::Accounts;
-use crate::api::admin::AdminApi;
-use crate::api::auth::AuthApi;
-use crate::api::keys::KeysApi;
-use crate::api::me::MeApi;
+use crate::api::{self, ApiKeys, IngestOptions};
+use crate::batch::Batcher;
 use crate::security::{CsrfGuard, SecurityHeaders};
 use poem::middleware::CookieJarManager;
-use poem_openapi::OpenApiService;
 
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
@@ -28,28 +25,28 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// The account flows: secrets, mail, rate limits, hashing.
     pub accounts: Accounts,
+    /// API key resolution (cache, rate limit) for device pushes.
+    pub api_keys: Arc<ApiKeys>,
+    /// Group commit of pushed readings.
+    pub batcher: Arc<Batcher>,
 }
 
 impl AppState {
-    /// Wraps the store and the account service.
-    pub fn new(store: Arc<Store>, accounts: Accounts) -> Self {
-        Self { store, accounts }
+    /// Wraps the store, the account service and the ingestion pipeline built from `ingest`.
+    pub fn new(store: Arc<Store>, accounts: Accounts, ingest: &IngestOptions) -> Self {
+        Self {
+            api_keys: Arc::new(ApiKeys::new(store.clone(), &ingest.api_keys)),
+            batcher: Batcher::new(store.clone(), ingest.max_batch_readings),
+            accounts,
+            store,
+        }
     }
 }
 
-/// The accounts part of the JSON API, served under `/api`.
-fn accounts_api(state: &AppState) -> OpenApiService<(AuthApi, MeApi, KeysApi, AdminApi), ()> {
-    OpenApiService::new(
-        (AuthApi, MeApi, KeysApi, AdminApi),
-        "deyehard",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .server(format!("{}/api", state.accounts.settings().base_url))
-}
-
-/// The whole HTTP application.
+/// The whole HTTP application. Nothing on the API redirects (devices do not follow
+/// redirects); the account pages do.
 pub fn app(state: AppState) -> impl poem::Endpoint {
-    let api = accounts_api(&state);
+    let api = api::service();
     let settings = state.accounts.settings();
     let csrf = CsrfGuard::new(state.accounts.secrets().csrf_key, settings.cookie_secure);
     let headers = SecurityHeaders {
@@ -59,7 +56,9 @@ pub fn app(state: AppState) -> impl poem::Endpoint {
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
         .at("/openapi.json", api.spec_endpoint())
-        .nest("/api", api)
+        .nest("/docs", api.swagger_ui())
+        .nest(api::API_PREFIX, api)
+        .nest("/static", crate::assets::routes())
         .with(CookieJarManager::new())
         .with(csrf)
         .with(headers)

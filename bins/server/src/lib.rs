@@ -8,24 +8,22 @@
 //! the end-to-end tests start the server the same way.
 
 pub mod accounts;
+pub mod api;
+pub mod assets;
+mod batch;
 pub mod cli;
 mod commands;
 pub mod error;
+mod export;
 mod http;
+pub mod layout;
 pub mod limits;
 pub mod mail;
 mod pages;
+pub mod ratelimit;
 pub mod secrets;
 pub mod security;
 pub mod session;
-
-/// The JSON API (poem-openapi).
-pub mod api {
-    pub mod admin;
-    pub mod auth;
-    pub mod keys;
-    pub mod me;
-}
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -35,8 +33,11 @@ use clap::Parser;
 use deyehard_store::Store;
 use tokio::net::TcpListener;
 
+pub use api::IngestOptions;
+pub use batch::{BatchError, Batcher, ItemOutcome};
 pub use commands::open_store;
 pub use deyehard_collector::shutdown_signal;
+pub use error::{ApiError, ErrorBody};
 pub use http::{AppState, app};
 
 /// Parses the command line, runs the command and maps the outcome to an exit code.
@@ -87,19 +88,15 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let base_url = format!("http://{}", listener.local_addr()?);
     let accounts = accounts::Accounts::ephemeral(&base_url, None).map_err(std::io::Error::other)?;
-    run_with(listener, store, accounts, shutdown).await
+    let state = AppState::new(store, accounts, &IngestOptions::default());
+    run_with(listener, state, shutdown).await
 }
 
-/// Like [`run`], with the account flows configured (secrets, mail, base URL, cookies).
+/// [`run`] with a state built by the caller (configured accounts, other ingestion options).
 pub async fn run_with(
     listener: TcpListener,
-    store: Arc<Store>,
-    accounts: accounts::Accounts,
+    state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    accounts
-        .limits()
-        .spawn_janitor(std::time::Duration::from_secs(300));
-    let state = AppState::new(store, accounts);
     http::serve(listener, state, shutdown).await
 }

@@ -1,15 +1,15 @@
 //! One logger connection: sniff the protocol, frame the stream (the sans-io [`FrameBuffer`]),
 //! run the session, hand each event to the sink and reply only once it is stored.
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use deyehard_core::LoggerSerial;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -23,8 +23,9 @@ use crate::stream::{FrameBuffer, StreamError, StreamFrame};
 const TLS_HANDSHAKE: u8 = 0x16;
 /// Plain-text AT command prefix some firmware sends (§4).
 const AT_PREFIX: &[u8] = b"AT+";
-/// Bytes read from the socket at a time (frames are rarely over 1.5 KB, §1).
-const READ_CHUNK: usize = 4096;
+/// Bytes taken from the socket at a time, into a stack buffer that lives only for the read
+/// (frames are rarely over 1.5 KB, §1; more waiting bytes are taken on the next turn).
+const READ_CHUNK: usize = 2048;
 
 /// What the first bytes of a connection are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +33,6 @@ enum Sniff {
     V5,
     Tls,
     At,
-    Closed,
 }
 
 fn classify(buf: &[u8]) -> Option<Sniff> {
@@ -44,18 +44,14 @@ fn classify(buf: &[u8]) -> Option<Sniff> {
     }
 }
 
-async fn sniff(read: &mut OwnedReadHalf, buf: &mut Vec<u8>) -> std::io::Result<Sniff> {
-    loop {
-        if let Some(kind) = classify(buf) {
-            return Ok(kind);
-        }
-        let mut chunk = [0u8; 512];
-        let n = read.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(Sniff::Closed);
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
+/// Moves what the socket holds into `buffer` without waiting: `Ok(0)` when the peer closed,
+/// `WouldBlock` on a spurious wake-up. The read buffer is not kept: an idle connection owns
+/// no read buffer.
+fn read_ready(stream: &TcpStream, buffer: &mut FrameBuffer) -> io::Result<usize> {
+    let mut chunk = [0u8; READ_CHUNK];
+    let n = stream.try_read(&mut chunk)?;
+    buffer.push(chunk.get(..n).unwrap_or_default());
+    Ok(n)
 }
 
 pub(super) struct Connection<S> {
@@ -84,7 +80,7 @@ impl<S: FrameSink> Connection<S> {
         }
     }
 
-    pub(super) async fn run(mut self, stream: TcpStream) {
+    pub(super) async fn run(mut self, mut stream: TcpStream) {
         let stats = Arc::clone(&self.shared.stats);
         ListenerStats::add(&stats.connections_total, 1);
         ListenerStats::add(&stats.live_connections, 1);
@@ -93,7 +89,7 @@ impl<S: FrameSink> Connection<S> {
         debug!("connection accepted");
         // Replies are small and must go out at once.
         let _ = stream.set_nodelay(true);
-        let reason = self.serve(stream).await;
+        let reason = self.serve(&mut stream).await;
         info!(reason, "connection closed");
         if let Some(session) = &self.session {
             self.shared.registry.release(session.serial(), self.id);
@@ -104,21 +100,28 @@ impl<S: FrameSink> Connection<S> {
         metrics::gauge!("solarman_connections").decrement(1.0);
     }
 
-    async fn serve(&mut self, stream: TcpStream) -> &'static str {
-        let (mut read, mut write) = stream.into_split();
-        let first = match self.first_bytes(&mut read).await {
-            Ok(first) => first,
-            Err(reason) => return reason,
-        };
+    /// Sniffs the protocol on the first bytes, then frames the stream until the connection
+    /// ends; returns why it ended. Idle, the task holds no buffer: it waits for readability,
+    /// and the [`FrameBuffer`] frees its allocation between frames.
+    async fn serve(&mut self, stream: &mut TcpStream) -> &'static str {
         let mut buffer = FrameBuffer::new(self.shared.config.stream());
-        buffer.push(&first);
-        let mut chunk = vec![0u8; READ_CHUNK];
+        let mut sniffed = false;
         loop {
-            // Everything buffered first: the sniffed bytes, or several frames from one read.
-            while let Some(item) = buffer.next_frame() {
+            if !sniffed {
+                match classify(buffer.pending()) {
+                    None => {}
+                    Some(Sniff::V5) => sniffed = true,
+                    Some(Sniff::Tls) => return refuse_tls(),
+                    Some(Sniff::At) => return refuse_at(buffer.pending()),
+                }
+            }
+            // Everything buffered first: several frames may come from one read.
+            while sniffed && let Some(item) = buffer.next_frame() {
                 match item {
                     Ok(frame) => {
-                        if self.on_frame(frame, &mut write).await.is_err() {
+                        // Boxed: handling a frame (the sink's future, a database client's, can
+                        // be large) takes memory only while it runs, not in every idle task.
+                        if Box::pin(self.on_frame(frame, stream)).await.is_err() {
                             return "write error";
                         }
                     }
@@ -132,41 +135,13 @@ impl<S: FrameSink> Connection<S> {
                 biased;
                 () = self.cancel.cancelled() => return "shutdown or replaced",
                 () = tokio::time::sleep(self.until_deadline()) => if self.on_timer() { return "idle timeout" },
-                read = read.read(&mut chunk) => match read {
+                ready = stream.readable() => match ready.and_then(|()| read_ready(stream, &mut buffer)) {
                     Ok(0) => return "closed by the peer",
-                    Ok(n) => buffer.push(&chunk[..n]),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(_) => return "read error",
                 },
             }
-        }
-    }
-
-    /// Reads until the protocol is recognisable; V5 (or garbage for the framer) goes on, TLS
-    /// and AT chatter end the connection with a log line.
-    async fn first_bytes(&self, read: &mut OwnedReadHalf) -> Result<Vec<u8>, &'static str> {
-        let mut first = Vec::new();
-        let sniffed = tokio::select! {
-            () = self.cancel.cancelled() => return Err("shutdown or replaced"),
-            () = tokio::time::sleep(self.until_deadline()) => return Err("idle timeout"),
-            sniffed = sniff(read, &mut first) => sniffed,
-        };
-        match sniffed {
-            Err(_) => Err("read error"),
-            Ok(Sniff::Closed) => Err("closed by the peer"),
-            Ok(Sniff::Tls) => {
-                warn!(
-                    "TLS ClientHello: this logger firmware talks TLS to the cloud, only plain V5 is served"
-                );
-                Err("TLS")
-            }
-            Ok(Sniff::At) => {
-                let text = String::from_utf8_lossy(&first[..first.len().min(64)])
-                    .trim()
-                    .to_owned();
-                warn!(text, "plain-text AT command instead of V5");
-                Err("AT command")
-            }
-            Ok(Sniff::V5) => Ok(first),
         }
     }
 
@@ -229,11 +204,7 @@ impl<S: FrameSink> Connection<S> {
         }
     }
 
-    async fn on_frame(
-        &mut self,
-        item: StreamFrame<'_>,
-        write: &mut OwnedWriteHalf,
-    ) -> std::io::Result<()> {
+    async fn on_frame(&mut self, item: StreamFrame<'_>, write: &mut TcpStream) -> io::Result<()> {
         let frame = item.frame;
         self.count(&frame, item.checksum_ok);
         let actions = self.session_for(frame.serial).on_frame(&frame, Utc::now());
@@ -312,9 +283,48 @@ impl<S: FrameSink> Connection<S> {
     }
 }
 
+/// A TLS ClientHello: logged, the connection ends.
+fn refuse_tls() -> &'static str {
+    warn!("TLS ClientHello: this logger firmware talks TLS to the cloud, only plain V5 is served");
+    "TLS"
+}
+
+/// Plain-text AT chatter: logged (first 64 bytes), the connection ends.
+fn refuse_at(first: &[u8]) -> &'static str {
+    let text = String::from_utf8_lossy(first.get(..64).unwrap_or(first))
+        .trim()
+        .to_owned();
+    warn!(text, "plain-text AT command instead of V5");
+    "AT command"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sink whose future is as big as a database client's can be.
+    struct FatSink;
+
+    impl FrameSink for FatSink {
+        async fn record(&self, event: FrameEvent) -> Result<(), SinkError> {
+            let scratch = [0u8; 16 * 1024];
+            tokio::task::yield_now().await;
+            std::hint::black_box(&scratch);
+            drop(event);
+            Ok(())
+        }
+    }
+
+    fn output_size<A, B, F: std::future::Future>(_: impl Fn(A, B) -> F) -> usize {
+        size_of::<F>()
+    }
+
+    #[test]
+    fn a_connection_task_stays_small_whatever_the_sink() {
+        // Every idle logger holds one of these for hours: no read buffer, no sink future.
+        let size = output_size(Connection::<FatSink>::run);
+        assert!(size < 2048, "the connection future takes {size} bytes");
+    }
 
     #[test]
     fn classify_first_bytes() {

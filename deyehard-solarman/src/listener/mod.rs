@@ -12,6 +12,10 @@
 //!   closed.
 //! - Graceful shutdown: stop accepting, let connections finish the frame in flight, wait up to
 //!   `shutdown_grace`, then abort what is left.
+//! - Memory: loggers are idle almost all the time, so an idle connection owns only its small
+//!   task, session and registry entry: it waits for readability and reads into a stack buffer,
+//!   its frame buffer is freed between frames, and the handling of a frame (with the sink's
+//!   future) is allocated only while it runs.
 //!
 //! Metrics (through the `metrics` facade): `solarman_connections` (gauge),
 //! `solarman_connections_total`, `solarman_connections_refused_total`,

@@ -110,7 +110,7 @@ impl DeyeMicroBody {
     pub fn decode(payload: &[u8]) -> Result<Self, PayloadError> {
         let f = Fields::new(payload, "deye micro data");
         let serial_text = f
-            .text(INVERTER_SERIAL.0, INVERTER_SERIAL.1)
+            .text_ref(INVERTER_SERIAL.0, INVERTER_SERIAL.1)
             .unwrap_or_default();
         let inverter_serial =
             DeviceSerial::parse(&serial_text).map_err(|source| PayloadError::BadSerial {
@@ -189,15 +189,19 @@ impl DeyeMicroBody {
 
     /// `ac=… dc=… protocol=…` from the version strings present.
     fn firmware_version(&self) -> Option<String> {
-        let parts: Vec<String> = [
+        let parts = [
             ("ac", &self.ac_firmware),
             ("dc", &self.dc_firmware),
             ("protocol", &self.protocol_version),
-        ]
-        .into_iter()
-        .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}={v}")))
-        .collect();
-        (!parts.is_empty()).then(|| parts.join(" "))
+        ];
+        let mut out = String::with_capacity(48);
+        for (name, value) in parts {
+            if let Some(value) = value {
+                let sep = if out.is_empty() { "" } else { " " };
+                out.extend([sep, name, "=", value.as_str()]);
+            }
+        }
+        (!out.is_empty()).then_some(out)
     }
 }
 

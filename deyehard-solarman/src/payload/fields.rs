@@ -1,6 +1,8 @@
 //! Reading fixed-offset fields out of a payload without panicking: every accessor checks the
 //! length and names the field it could not read.
 
+use std::borrow::Cow;
+
 /// Why a payload could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PayloadError {
@@ -80,21 +82,32 @@ impl<'a> Fields<'a> {
     /// A NUL-padded text field of up to `len` bytes, clipped to the payload end: `None` when the
     /// payload stops before it or it is empty. Non-ASCII bytes are replaced.
     pub(crate) fn text(&self, offset: usize, len: usize) -> Option<String> {
+        self.text_ref(offset, len).map(Cow::into_owned)
+    }
+
+    /// [`text`](Self::text) borrowing the payload when the field is plain printable ASCII.
+    pub(crate) fn text_ref(&self, offset: usize, len: usize) -> Option<Cow<'a, str>> {
         let end = offset.saturating_add(len).min(self.payload.len());
         let raw = self.payload.get(offset..end)?;
         let raw = raw.split(|&b| b == 0).next().unwrap_or_default();
-        let text: String = raw
-            .iter()
-            .map(|&b| {
-                if b.is_ascii_graphic() || b == b' ' {
-                    char::from(b)
-                } else {
-                    char::REPLACEMENT_CHARACTER
-                }
-            })
-            .collect();
-        let text = text.trim();
-        (!text.is_empty()).then(|| text.to_owned())
+        let printable = |b: &u8| b.is_ascii_graphic() || *b == b' ';
+        let text = match std::str::from_utf8(raw) {
+            Ok(text) if raw.iter().all(printable) => Cow::Borrowed(text.trim()),
+            _ => {
+                let replaced: String = raw
+                    .iter()
+                    .map(|b| {
+                        if printable(b) {
+                            char::from(*b)
+                        } else {
+                            char::REPLACEMENT_CHARACTER
+                        }
+                    })
+                    .collect();
+                Cow::Owned(replaced.trim().to_owned())
+            }
+        };
+        (!text.is_empty()).then_some(text)
     }
 
     /// `len` raw bytes if the payload holds them all.

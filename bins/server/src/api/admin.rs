@@ -110,7 +110,7 @@ fn actor(auth: SessionAuth) -> Result<AdminActor, ApiError> {
     Ok(AdminActor::new(&auth.scope))
 }
 
-#[OpenApi(prefix_path = "/admin")]
+#[OpenApi(prefix_path = "/admin", tag = "super::ApiTags::Admin")]
 impl AdminApi {
     /// Users whose email or name contains `q`.
     #[oai(path = "/users", method = "get")]

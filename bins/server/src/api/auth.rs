@@ -133,7 +133,7 @@ pub const RESET_ACCEPTED: &str =
 pub const RESEND_ACCEPTED: &str =
     "If this address belongs to an unverified account, we sent it a new confirmation link.";
 
-#[OpenApi(prefix_path = "/auth")]
+#[OpenApi(prefix_path = "/auth", tag = "super::ApiTags::Auth")]
 impl AuthApi {
     /// Create an account; a confirmation link is mailed. The answer is the same whether or
     /// not the address is already registered.

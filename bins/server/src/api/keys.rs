@@ -81,7 +81,7 @@ pub enum Revoked {
     Revoked,
 }
 
-#[OpenApi(prefix_path = "/keys")]
+#[OpenApi(prefix_path = "/keys", tag = "super::ApiTags::Account")]
 impl KeysApi {
     /// The caller's keys, newest first.
     #[oai(path = "/", method = "get")]

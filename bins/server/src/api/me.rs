@@ -116,7 +116,7 @@ pub enum Deleted {
     Ok(Json<Message>, #[oai(header = "Set-Cookie")] String),
 }
 
-#[OpenApi(prefix_path = "/me")]
+#[OpenApi(prefix_path = "/me", tag = "super::ApiTags::Account")]
 impl MeApi {
     /// The caller's account.
     #[oai(path = "/", method = "get")]

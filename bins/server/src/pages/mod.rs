@@ -1,7 +1,8 @@
 //! Server-rendered account pages (askama, no JavaScript needed): login and logout, the
 //! targets of the mailed links (`/verify`, `/reset-password`, `/confirm-email`) and the reset
-//! request. Forms carry the CSRF token that [`crate::security::CsrfGuard`] checks; bad or
-//! expired links get a friendly page, never a 500.
+//! request. They extend `templates/base.html` through [`Layout`]. Forms carry the CSRF token
+//! that [`crate::security::CsrfGuard`] checks; bad or expired links get a friendly page, never
+//! a 500.
 
 use askama::Template;
 use poem::http::StatusCode;
@@ -14,6 +15,7 @@ use crate::api::auth::{
 };
 use crate::error::ApiError;
 use crate::http::AppState;
+use crate::layout::Layout;
 use crate::security::{CsrfToken, client_ip};
 use crate::session::{clear_session_cookie, page_session, session_cookie};
 
@@ -28,11 +30,17 @@ pub fn add_routes(route: Route) -> Route {
         .at("/reset-password/request", post(reset_request))
 }
 
-fn csrf(req: &Request) -> String {
-    req.extensions()
-        .get::<CsrfToken>()
-        .map(|t| t.0.clone())
-        .unwrap_or_default()
+/// The base layout of a page for visitors, titled `title`.
+fn layout(req: &Request, title: &str) -> Layout {
+    Layout {
+        title: title.to_owned(),
+        csrf_token: req
+            .extensions()
+            .get::<CsrfToken>()
+            .map(|t| t.0.clone())
+            .unwrap_or_default(),
+        ..Layout::default()
+    }
 }
 
 fn render(template: &impl Template, status: StatusCode) -> Response {
@@ -49,10 +57,13 @@ fn redirect(to: &str) -> Response {
         .finish()
 }
 
+const LOGIN_TITLE: &str = "Log in";
+const RESET_TITLE: &str = "Reset your password";
+
 #[derive(Template)]
 #[template(path = "accounts/login.html")]
 struct LoginPage {
-    csrf_token: String,
+    layout: Layout,
     email: String,
     error: Option<String>,
 }
@@ -60,7 +71,7 @@ struct LoginPage {
 #[derive(Template)]
 #[template(path = "accounts/message.html")]
 struct MessagePage {
-    csrf_token: String,
+    layout: Layout,
     heading: String,
     message: String,
     next_href: &'static str,
@@ -70,14 +81,14 @@ struct MessagePage {
 #[derive(Template)]
 #[template(path = "accounts/reset.html")]
 struct ResetPage {
-    csrf_token: String,
+    layout: Layout,
     token: Option<String>,
     error: Option<String>,
 }
 
 fn message(req: &Request, heading: &str, text: &str, status: StatusCode) -> Response {
     let page = MessagePage {
-        csrf_token: csrf(req),
+        layout: layout(req, heading),
         heading: heading.to_owned(),
         message: text.to_owned(),
         next_href: "/login",
@@ -108,7 +119,7 @@ async fn login_page(req: &Request, state: Data<&AppState>) -> Response {
     }
     render(
         &LoginPage {
-            csrf_token: csrf(req),
+            layout: layout(req, LOGIN_TITLE),
             email: String::new(),
             error: None,
         },
@@ -150,7 +161,7 @@ async fn login_submit(
                 other => failure(&other),
             };
             let page = LoginPage {
-                csrf_token: csrf(req),
+                layout: layout(req, LOGIN_TITLE),
                 email: form.email,
                 error: Some(text),
             };
@@ -217,7 +228,7 @@ async fn confirm_email_page(
 #[handler]
 fn reset_page(req: &Request, Query(q): Query<TokenQuery>) -> Response {
     let page = ResetPage {
-        csrf_token: csrf(req),
+        layout: layout(req, RESET_TITLE),
         token: q.token.filter(|t| !t.is_empty()),
         error: None,
     };
@@ -246,7 +257,7 @@ async fn reset_submit(
         Err(e) => {
             let (status, text) = failure(&e);
             let page = ResetPage {
-                csrf_token: csrf(req),
+                layout: layout(req, RESET_TITLE),
                 token: Some(form.token),
                 error: Some(text),
             };

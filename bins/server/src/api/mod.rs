@@ -1,0 +1,125 @@
+//! The JSON API (poem-openapi), mounted under `/api`, documented at `/openapi.json` and
+//! browsable at `/docs`.
+//!
+//! [`Api`] lists the API structs: each area of the API (ingestion and accounts now; readings
+//! and energy later) adds its own struct to it. The committed `bins/server/openapi.json` is the
+//! generated document; a test fails when it is out of date (`UPDATE_OPENAPI=1 cargo test -p
+//! deyehard-server openapi` rewrites it).
+
+pub mod admin;
+pub mod apikey_auth;
+pub mod auth;
+pub mod ingest;
+mod ingest_schema;
+pub mod keys;
+pub mod me;
+
+use poem_openapi::{OpenApiService, Tags};
+
+use admin::AdminApi;
+use auth::AuthApi;
+use keys::KeysApi;
+use me::MeApi;
+
+pub use apikey_auth::{ApiKeyOptions, ApiKeys, DeviceAuth};
+pub use ingest::{IngestApi, IngestError, MAX_PUSH_BYTES};
+
+/// Tunables of the push endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestOptions {
+    /// API key cache and per-key rate limit.
+    pub api_keys: ApiKeyOptions,
+    /// Most readings written in one transaction by the group commit.
+    pub max_batch_readings: usize,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        Self {
+            api_keys: ApiKeyOptions::default(),
+            max_batch_readings: 512,
+        }
+    }
+}
+
+/// Where the API is mounted.
+pub const API_PREFIX: &str = "/api";
+
+/// Groups of operations in the documentation.
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Readings pushed by devices (OpenDTU, Victron), authenticated by an API key.
+    Ingestion,
+    /// Signup, email verification, login tokens and password reset.
+    Auth,
+    /// The signed-in user's account and API keys.
+    Account,
+    /// Administration (superusers only, re-checked on every request).
+    Admin,
+}
+
+/// Every API struct of the server.
+pub type Api = (IngestApi, AuthApi, MeApi, KeysApi, AdminApi);
+
+/// The OpenAPI service: nest it at [`API_PREFIX`].
+pub fn service() -> OpenApiService<Api, ()> {
+    let apis = (IngestApi, AuthApi, MeApi, KeysApi, AdminApi);
+    OpenApiService::new(apis, "deyehard", env!("CARGO_PKG_VERSION"))
+        .description(
+            "Monitoring for solar inverters. Devices push readings with an API key of their \
+             owner's account; people use the session cookie of the pages or a bearer token \
+             from `POST /auth/token`. Errors are `{\"error\": code, \"message\": text}`.",
+        )
+        .server(API_PREFIX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed document matches the code (set `UPDATE_OPENAPI=1` to rewrite it).
+    #[test]
+    fn openapi_document_is_committed() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
+        let generated = format!("{}\n", service().spec());
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::write(path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "bins/server/openapi.json is out of date: run `UPDATE_OPENAPI=1 cargo test -p deyehard-server openapi`"
+        );
+    }
+
+    #[test]
+    fn both_push_paths_accept_either_key_scheme() {
+        let spec: serde_json::Value = serde_json::from_str(&service().spec()).unwrap();
+        for path in ["/opendtu/measurements", "/victron/measurements"] {
+            let op = &spec["paths"][path]["post"];
+            let statuses: Vec<&str> = op["responses"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            for status in [
+                "201", "207", "404", "401", "413", "415", "422", "429", "503",
+            ] {
+                assert!(
+                    statuses.contains(&status),
+                    "{path}: {status} in {statuses:?}"
+                );
+            }
+            assert_eq!(
+                op["security"],
+                serde_json::json!([{"ApiKeyHeader": []}, {"ApiKeyBearer": []}])
+            );
+            let retry = &op["responses"]["429"]["headers"]["RETRY-AFTER"];
+            assert!(retry.is_object(), "{path}: 429 documents Retry-After");
+        }
+        let schemes = &spec["components"]["securitySchemes"];
+        assert_eq!(schemes["ApiKeyHeader"]["name"], "X-API-Key");
+        assert_eq!(schemes["ApiKeyBearer"]["scheme"], "bearer");
+    }
+}
