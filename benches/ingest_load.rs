@@ -379,7 +379,10 @@ mod selfcheck {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let mut options = deyehard_server::IngestOptions::default();
         options.api_keys.rate_limit = None;
-        let state = deyehard_server::AppState::with_options(Arc::new(store), &options);
+        let base_url = format!("http://{addr}");
+        let accounts = deyehard_server::accounts::Accounts::ephemeral(&base_url, None)
+            .map_err(|e| e.to_string())?;
+        let state = deyehard_server::AppState::new(Arc::new(store), accounts, &options);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(deyehard_server::run_with(listener, state, async move {
             let _ = stopped.await;

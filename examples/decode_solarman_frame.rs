@@ -7,6 +7,9 @@
 //!
 //! Run it with `cargo run --example decode_solarman_frame`.
 
+// An example is a smoke test: a failed step should stop it with its message.
+#![allow(clippy::expect_used)]
+
 use chrono::{TimeZone, Utc};
 use deyehard::solarman::{ControlCode, FrameContent, check, parse, reply_to};
 

@@ -8,6 +8,9 @@
 //!
 //! Run it with `cargo run --example embedded_store` (SQLite in a temporary directory).
 
+// An example is a smoke test: a failed step should stop it with its message.
+#![allow(clippy::expect_used)]
+
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use deyehard::core::{InverterKind, Reading, Source, TenantScope};
 use deyehard::store::{

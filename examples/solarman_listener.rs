@@ -8,6 +8,9 @@
 //!
 //! Run it with `cargo run --example solarman_listener`.
 
+// An example is a smoke test: a failed step should stop it with its message.
+#![allow(clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,7 +67,7 @@ async fn main() {
     let mut logger = TcpStream::connect(addr).await.expect("connect");
     logger.write_all(&frame).await.expect("send");
 
-    let mut reply = vec![0u8; 64];
+    let mut reply = [0u8; 64];
     let mut filled = 0;
     let len = loop {
         let n = tokio::time::timeout(Duration::from_secs(5), logger.read(&mut reply[filled..]))

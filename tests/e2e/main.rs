@@ -5,6 +5,7 @@
 // allow-*-in-tests only covers the test functions themselves).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod accounts;
 mod collector;
 mod ingest;
 mod support;

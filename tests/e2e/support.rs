@@ -362,11 +362,49 @@ pub fn heartbeat(serial: u32, seq_a: u8, seq_b: u8) -> Vec<u8> {
     .expect("encode")
 }
 
-// ---- web server (ingestion) ---------------------------------------------------------------------
+// ---- web server (accounts and ingestion) --------------------------------------------------------
 
-/// The web server running in-process on 127.0.0.1:0, through the same `run_with` the binary uses.
+/// Everything the in-process server logged (all tests of this binary), for leak checks.
+static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct LogSink;
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures all logs (debug and up) once per test binary, and installs the TLS provider.
+pub fn init_test_process() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug,sqlx=info,hyper=info,reqwest=info,rustls=info,h2=info")
+            .with_writer(|| LogSink)
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
+/// The captured logs so far, as text.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().expect("log buffer")).into_owned()
+}
+
+/// The web server running in-process on 127.0.0.1:0, through the same `run_with` the binary uses,
+/// with mail going to an outbox directory of its own.
 pub struct TestServer {
-    pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT`, also the server's `BASE_URL` (links in mail start with it).
+    pub base: String,
+    /// Where the server writes mail (one `.eml` file per message).
+    pub outbox: std::path::PathBuf,
+    _mail_dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -383,15 +421,31 @@ impl TestServer {
 
     /// A server on any store, with these ingestion options.
     pub async fn start_on(store: Arc<Store>, options: deyehard_server::IngestOptions) -> Self {
+        init_test_process();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let addr = listener.local_addr().expect("local address");
-        let state = deyehard_server::AppState::with_options(store, &options);
+        let base = format!("http://{addr}");
+        let mail_dir = tempfile::tempdir().expect("temporary directory");
+        let outbox = mail_dir.path().join("outbox");
+        let settings = deyehard_server::accounts::AccountSettings::new(&base);
+        let secrets = deyehard_server::secrets::Secrets::ephemeral().expect("secrets");
+        let mailer = deyehard_server::mail::Mailer::new(
+            "deyehard <noreply@example.com>",
+            &base,
+            None,
+            Some(outbox.clone()),
+        )
+        .expect("mailer");
+        let accounts = deyehard_server::accounts::Accounts::new(settings, secrets, mailer);
+        let state = deyehard_server::AppState::new(store, accounts, &options);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(deyehard_server::run_with(listener, state, async move {
             let _ = stopped.await;
         }));
         Self {
-            addr,
+            base,
+            outbox,
+            _mail_dir: mail_dir,
             stop: Some(stop),
             task: Some(task),
         }
@@ -399,7 +453,38 @@ impl TestServer {
 
     /// `http://127.0.0.1:PORT{path}`.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}{path}", self.base)
+    }
+
+    /// The bodies of the mails to `to` so far, oldest first.
+    pub fn mails_to(&self, to: &str) -> Vec<String> {
+        let Ok(dir) = std::fs::read_dir(&self.outbox) else {
+            return Vec::new();
+        };
+        let mut files: Vec<_> = dir.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        files.sort();
+        files
+            .into_iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .filter(|text| text.contains(&format!("To: {to}")))
+            .collect()
+    }
+
+    /// Waits until `count` mails to `to` are in the outbox and returns them.
+    pub async fn wait_for_mails(&self, to: &str, count: usize) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + STEP;
+        loop {
+            let mails = self.mails_to(to);
+            if mails.len() >= count {
+                return mails;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "expected {count} mails to {to}, found {}",
+                mails.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Stops the server and waits until it has drained.
@@ -415,6 +500,14 @@ impl TestServer {
                 .expect("server result");
         }
     }
+}
+
+/// The first link in a mail that starts with `prefix`.
+pub fn link_in(mail: &str, prefix: &str) -> Option<String> {
+    let start = mail.find(prefix)?;
+    let rest = &mail[start..];
+    let end = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
+    Some(rest[..end].to_owned())
 }
 
 /// An HTTP client that never follows redirects (devices do not either).

@@ -49,6 +49,8 @@ pub enum LogFormat {
 }
 
 /// Subcommands.
+// Parsed once per process: the size of the `serve` options does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the web app, the API and (unless disabled) the Solarman collector.
@@ -82,6 +84,9 @@ pub struct ServeArgs {
     /// Pushes per minute per API key (also the burst size); 0 disables the limit.
     #[arg(long, env = "DEYEHARD_INGEST_RATE_LIMIT", default_value_t = DEFAULT_INGEST_RATE_LIMIT)]
     pub ingest_rate_limit: u32,
+    /// Accounts, sessions, secrets and mail.
+    #[command(flatten)]
+    pub accounts: AccountArgs,
 }
 
 /// Default of `--ingest-rate-limit`: a DTU pushes once a minute, so hundreds of DTUs can share a
@@ -94,7 +99,110 @@ impl Default for ServeArgs {
             listen: SocketAddr::from(([0, 0, 0, 0], 8000)),
             collector_listen: CollectorListen(Some(SocketAddr::from(([0, 0, 0, 0], 10000)))),
             ingest_rate_limit: DEFAULT_INGEST_RATE_LIMIT,
+            accounts: AccountArgs::default(),
         }
+    }
+}
+
+/// Options of the account flows (part of `serve`).
+#[derive(Clone, Args)]
+pub struct AccountArgs {
+    /// Public URL of the server, used in mailed links.
+    #[arg(long, env = "BASE_URL", default_value = "http://localhost:8000")]
+    pub base_url: String,
+    /// Mark cookies Secure (and send HSTS); `false` only for plain-http development.
+    #[arg(long, env = "COOKIE_SECURE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub cookie_secure: bool,
+    /// Production profile: refuse missing, short or example secrets and insecure cookies.
+    #[arg(long)]
+    pub production: bool,
+    /// `production` turns on the production profile (like `--production`).
+    #[arg(long = "env", env = "DEYEHARD_ENV", default_value = "development")]
+    pub environment: String,
+    /// Session signing secret, at least 32 bytes (generated in development when unset).
+    #[arg(long, env = "AUTH_SECRET", hide_env_values = true)]
+    pub auth_secret: Option<String>,
+    /// File holding AUTH_SECRET.
+    #[arg(long, env = "AUTH_SECRET_FILE")]
+    pub auth_secret_file: Option<std::path::PathBuf>,
+    /// Fernet key for mailed links (generated in development when unset).
+    #[arg(long, env = "ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: Option<String>,
+    /// File holding ENCRYPTION_KEY.
+    #[arg(long, env = "ENCRYPTION_KEY_FILE")]
+    pub encryption_key_file: Option<std::path::PathBuf>,
+    /// SMTP server; unset writes mail to `<data-dir>/outbox/`.
+    #[arg(long, env = "SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    /// SMTP port (default: 587 for STARTTLS, 465 for TLS).
+    #[arg(long, env = "SMTP_PORT")]
+    pub smtp_port: Option<u16>,
+    /// SMTP user name.
+    #[arg(long, env = "SMTP_USERNAME")]
+    pub smtp_username: Option<String>,
+    /// SMTP password.
+    #[arg(long, env = "SMTP_PASSWORD", hide_env_values = true)]
+    pub smtp_password: Option<String>,
+    /// Sender address of mail.
+    #[arg(
+        long,
+        env = "SMTP_FROM",
+        default_value = "deyehard <noreply@localhost>"
+    )]
+    pub smtp_from: String,
+    /// `starttls`, `tls` or `none`.
+    #[arg(long, env = "SMTP_TLS", value_enum, default_value_t = crate::mail::SmtpTls::Starttls)]
+    pub smtp_tls: crate::mail::SmtpTls,
+    /// Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For is believed.
+    #[arg(long, env = "DEYEHARD_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: crate::security::TrustedProxies,
+    /// Time zone of new accounts that do not send one.
+    #[arg(
+        long,
+        env = "DEYEHARD_DEFAULT_TIME_ZONE",
+        default_value = "Europe/Berlin"
+    )]
+    pub default_time_zone: String,
+}
+
+impl std::fmt::Debug for AccountArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountArgs")
+            .field("base_url", &self.base_url)
+            .field("cookie_secure", &self.cookie_secure)
+            .field("production", &self.is_production())
+            .field("smtp_host", &self.smtp_host)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for AccountArgs {
+    fn default() -> Self {
+        Self {
+            base_url: "http://localhost:8000".to_owned(),
+            cookie_secure: true,
+            production: false,
+            environment: "development".to_owned(),
+            auth_secret: None,
+            auth_secret_file: None,
+            encryption_key: None,
+            encryption_key_file: None,
+            smtp_host: None,
+            smtp_port: None,
+            smtp_username: None,
+            smtp_password: None,
+            smtp_from: "deyehard <noreply@localhost>".to_owned(),
+            smtp_tls: crate::mail::SmtpTls::Starttls,
+            trusted_proxies: crate::security::TrustedProxies::default(),
+            default_time_zone: "Europe/Berlin".to_owned(),
+        }
+    }
+}
+
+impl AccountArgs {
+    /// Whether the production profile is on.
+    pub fn is_production(&self) -> bool {
+        self.production || self.environment.eq_ignore_ascii_case("production")
     }
 }
 
@@ -138,6 +246,21 @@ pub enum UserCommand {
         #[arg(long)]
         superuser: bool,
     },
+    /// Set a user's password (policy enforced); every session of the user ends.
+    SetPassword {
+        /// Email of the user.
+        #[arg(long)]
+        email: String,
+        /// The new password.
+        #[arg(long)]
+        password: String,
+    },
+    /// Mark a user's email address as verified.
+    Verify {
+        /// Email of the user.
+        #[arg(long)]
+        email: String,
+    },
 }
 
 /// `apikey …`
@@ -151,6 +274,15 @@ pub enum ApiKeyCommand {
         /// A name for the key (e.g. the DTU it is for).
         #[arg(long, default_value = "default")]
         name: String,
+    },
+    /// Revoke an API key of a user, named by its prefix (as listed in the account page).
+    Revoke {
+        /// Email of the owner.
+        #[arg(long)]
+        user: String,
+        /// The key's public prefix (the 8 characters after `dh_`).
+        #[arg(long)]
+        prefix: String,
     },
 }
 

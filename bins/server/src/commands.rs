@@ -64,6 +64,42 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             println!("{}", key.plaintext);
             Ok(())
         }
+        Some(Command::User(UserCommand::SetPassword {
+            ref email,
+            ref password,
+        })) => {
+            password::check_policy(password, Some(email)).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let scope = operator_scope(&store, email).await?;
+            let hash = hash_password(password.clone()).await?;
+            store
+                .set_password_hash(&scope, &hash)
+                .await
+                .context("cannot set the password")?;
+            Ok(())
+        }
+        Some(Command::User(UserCommand::Verify { ref email })) => {
+            let scope = operator_scope(&store, email).await?;
+            store
+                .set_verified(&scope, true)
+                .await
+                .context("cannot verify the user")?;
+            Ok(())
+        }
+        Some(Command::Apikey(ApiKeyCommand::Revoke {
+            ref user,
+            ref prefix,
+        })) => {
+            let scope = operator_scope(&store, user).await?;
+            let keys = store.api_keys(&scope).await?;
+            let Some(key) = keys.iter().find(|k| k.prefix == *prefix) else {
+                bail!("{user} has no API key with the prefix {prefix:?}");
+            };
+            store
+                .revoke_api_key(&scope, key.id)
+                .await
+                .context("cannot revoke the key")?;
+            Ok(())
+        }
         Some(Command::Inverter(InverterCommand::Add(ref args))) => {
             let id = add_inverter(&store, args).await?;
             println!("{id}");
@@ -194,7 +230,8 @@ async fn serve(cli: &Cli, store: Arc<Store>, args: ServeArgs) -> anyhow::Result<
     );
     let mut ingest = IngestOptions::default();
     ingest.api_keys.rate_limit = RateQuota::per_minute(args.ingest_rate_limit);
-    let state = crate::AppState::with_options(store, &ingest);
+    let accounts = crate::accounts::from_args(&args.accounts, &cli.data_dir)?;
+    let state = crate::AppState::new(store, accounts, &ingest);
     let mut rx = stop_rx.clone();
     let web = crate::run_with(listener, state, async move {
         let _ = rx.wait_for(|stop| *stop).await;

@@ -16,6 +16,9 @@ pub enum ApiError {
     /// Authenticated, but not allowed.
     #[error("not allowed")]
     Forbidden,
+    /// Not allowed, with a message for the user (e.g. "confirm your email first").
+    #[error("{0}")]
+    NotAllowed(String),
     /// Nothing with this id for this tenant (another tenant's row looks the same).
     #[error("not found")]
     NotFound,
@@ -56,7 +59,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::NotAllowed(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -70,7 +73,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Unauthorized => "unauthorized",
-            Self::Forbidden => "forbidden",
+            Self::Forbidden | Self::NotAllowed(_) => "forbidden",
             Self::NotFound => "not_found",
             Self::Unprocessable(_) => "unprocessable",
             Self::Conflict(_) => "conflict",

@@ -12,14 +12,19 @@ use poem::{EndpointExt, IntoResponse, Route, Server, get, handler};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::accounts::Accounts;
 use crate::api::{self, ApiKeys, IngestOptions};
 use crate::batch::Batcher;
+use crate::security::{CsrfGuard, SecurityHeaders};
+use poem::middleware::CookieJarManager;
 
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
 pub struct AppState {
     /// The store.
     pub store: Arc<Store>,
+    /// The account flows: secrets, mail, rate limits, hashing.
+    pub accounts: Accounts,
     /// API key resolution (cache, rate limit) for device pushes.
     pub api_keys: Arc<ApiKeys>,
     /// Group commit of pushed readings.
@@ -27,31 +32,36 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Wraps the store, with the default ingestion options.
-    pub fn new(store: Arc<Store>) -> Self {
-        Self::with_options(store, &IngestOptions::default())
-    }
-
-    /// Wraps the store, with these ingestion options.
-    pub fn with_options(store: Arc<Store>, ingest: &IngestOptions) -> Self {
+    /// Wraps the store, the account service and the ingestion pipeline built from `ingest`.
+    pub fn new(store: Arc<Store>, accounts: Accounts, ingest: &IngestOptions) -> Self {
         Self {
             api_keys: Arc::new(ApiKeys::new(store.clone(), &ingest.api_keys)),
             batcher: Batcher::new(store.clone(), ingest.max_batch_readings),
+            accounts,
             store,
         }
     }
 }
 
-/// The whole HTTP application. Nothing here redirects: devices do not follow redirects.
+/// The whole HTTP application. Nothing on the API redirects (devices do not follow
+/// redirects); the account pages do.
 pub fn app(state: AppState) -> impl poem::Endpoint {
     let api = api::service();
-    Route::new()
+    let settings = state.accounts.settings();
+    let csrf = CsrfGuard::new(state.accounts.secrets().csrf_key, settings.cookie_secure);
+    let headers = SecurityHeaders {
+        hsts: settings.cookie_secure,
+    };
+    crate::pages::add_routes(Route::new())
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
         .at("/openapi.json", api.spec_endpoint())
         .nest("/docs", api.swagger_ui())
         .nest(api::API_PREFIX, api)
         .nest("/static", crate::assets::routes())
+        .with(CookieJarManager::new())
+        .with(csrf)
+        .with(headers)
         .data(state)
 }
 

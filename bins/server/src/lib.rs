@@ -7,16 +7,23 @@
 //! [`run`] serves on a listener the caller bound, until `shutdown` resolves: the binary and
 //! the end-to-end tests start the server the same way.
 
+pub mod accounts;
 pub mod api;
 pub mod assets;
 mod batch;
 pub mod cli;
 mod commands;
-mod error;
+pub mod error;
 mod export;
 mod http;
 pub mod layout;
+pub mod limits;
+pub mod mail;
+mod pages;
 pub mod ratelimit;
+pub mod secrets;
+pub mod security;
+pub mod session;
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -72,15 +79,20 @@ fn init_logging(format: cli::LogFormat) {
 }
 
 /// Serves the web app on `listener` until `shutdown` resolves, then finishes in-flight requests.
+///
+/// The account flows run with ephemeral secrets and no outbox: use [`run_with`] to configure them.
 pub async fn run(
     listener: TcpListener,
     store: Arc<Store>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    run_with(listener, AppState::new(store), shutdown).await
+    let base_url = format!("http://{}", listener.local_addr()?);
+    let accounts = accounts::Accounts::ephemeral(&base_url, None).map_err(std::io::Error::other)?;
+    let state = AppState::new(store, accounts, &IngestOptions::default());
+    run_with(listener, state, shutdown).await
 }
 
-/// [`run`] with a state built by the caller (other ingestion options, say).
+/// [`run`] with a state built by the caller (configured accounts, other ingestion options).
 pub async fn run_with(
     listener: TcpListener,
     state: AppState,

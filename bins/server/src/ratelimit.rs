@@ -74,7 +74,18 @@ pub struct KeyedLimiter<K: Hash + Eq + Clone> {
 impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
     /// A limiter giving every key `quota`.
     pub fn new(quota: RateQuota) -> Self {
-        let quota = Quota::per_minute(quota.per_minute).allow_burst(quota.burst);
+        Self::with_quota(Quota::per_minute(quota.per_minute).allow_burst(quota.burst))
+    }
+
+    /// A limiter giving every key `burst` requests at once, then one more every `period` (for
+    /// budgets slower than one a minute, such as signups). A zero period counts as one second.
+    pub fn with_period(burst: NonZeroU32, period: Duration) -> Self {
+        let quota =
+            Quota::with_period(period).unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN));
+        Self::with_quota(quota.allow_burst(burst))
+    }
+
+    fn with_quota(quota: Quota) -> Self {
         Self {
             limiter: RateLimiter::keyed(quota),
             clock: DefaultClock::default(),
@@ -142,6 +153,17 @@ mod tests {
         assert_eq!(RetryAfter(Duration::from_secs(7)).seconds(), 7);
         let err = ApiError::from(RetryAfter(Duration::from_millis(2500)));
         assert!(matches!(err, ApiError::RateLimited { retry_after_s: 3 }));
+    }
+
+    #[test]
+    fn a_slow_budget_refills_one_request_per_period() {
+        let limiter =
+            KeyedLimiter::with_period(NonZeroU32::new(2).unwrap(), Duration::from_secs(300));
+        assert!(limiter.check(&"a").is_ok());
+        assert!(limiter.check(&"a").is_ok());
+        let wait = limiter.check(&"a").unwrap_err().seconds();
+        assert!((299..=300).contains(&wait), "{wait} s");
+        assert!(limiter.check(&"b").is_ok());
     }
 
     #[test]

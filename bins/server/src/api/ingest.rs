@@ -272,7 +272,10 @@ impl From<ApiError> for IngestError {
                 tracing::error!(error = %cause, "internal error in a push");
                 Self::Internal(body)
             }
-            other @ (ApiError::Forbidden | ApiError::NotFound | ApiError::Conflict(_)) => {
+            other @ (ApiError::Forbidden
+            | ApiError::NotAllowed(_)
+            | ApiError::NotFound
+            | ApiError::Conflict(_)) => {
                 tracing::error!(error = %other, "unexpected error in a push");
                 Self::Internal(Json(ApiError::Internal(other.to_string().into()).body()))
             }

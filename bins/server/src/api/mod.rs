@@ -1,16 +1,25 @@
 //! The JSON API (poem-openapi), mounted under `/api`, documented at `/openapi.json` and
 //! browsable at `/docs`.
 //!
-//! [`Api`] lists the API structs: each area of the API (ingestion now; accounts, readings
+//! [`Api`] lists the API structs: each area of the API (ingestion and accounts now; readings
 //! and energy later) adds its own struct to it. The committed `bins/server/openapi.json` is the
 //! generated document; a test fails when it is out of date (`UPDATE_OPENAPI=1 cargo test -p
 //! deyehard-server openapi` rewrites it).
 
+pub mod admin;
 pub mod apikey_auth;
+pub mod auth;
 pub mod ingest;
 mod ingest_schema;
+pub mod keys;
+pub mod me;
 
 use poem_openapi::{OpenApiService, Tags};
+
+use admin::AdminApi;
+use auth::AuthApi;
+use keys::KeysApi;
+use me::MeApi;
 
 pub use apikey_auth::{ApiKeyOptions, ApiKeys, DeviceAuth};
 pub use ingest::{IngestApi, IngestError, MAX_PUSH_BYTES};
@@ -41,17 +50,25 @@ pub const API_PREFIX: &str = "/api";
 pub enum ApiTags {
     /// Readings pushed by devices (OpenDTU, Victron), authenticated by an API key.
     Ingestion,
+    /// Signup, email verification, login tokens and password reset.
+    Auth,
+    /// The signed-in user's account and API keys.
+    Account,
+    /// Administration (superusers only, re-checked on every request).
+    Admin,
 }
 
-/// Every API struct of the server (a tuple once there are several: `(IngestApi, OtherApi)`).
-pub type Api = IngestApi;
+/// Every API struct of the server.
+pub type Api = (IngestApi, AuthApi, MeApi, KeysApi, AdminApi);
 
 /// The OpenAPI service: nest it at [`API_PREFIX`].
 pub fn service() -> OpenApiService<Api, ()> {
-    OpenApiService::new(IngestApi, "deyehard", env!("CARGO_PKG_VERSION"))
+    let apis = (IngestApi, AuthApi, MeApi, KeysApi, AdminApi);
+    OpenApiService::new(apis, "deyehard", env!("CARGO_PKG_VERSION"))
         .description(
             "Monitoring for solar inverters. Devices push readings with an API key of their \
-             owner's account; errors are `{\"error\": code, \"message\": text}`.",
+             owner's account; people use the session cookie of the pages or a bearer token \
+             from `POST /auth/token`. Errors are `{\"error\": code, \"message\": text}`.",
         )
         .server(API_PREFIX)
 }

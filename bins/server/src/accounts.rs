@@ -1,0 +1,203 @@
+//! The account service shared by the JSON API and the pages: secrets, mail, rate limits,
+//! bounded password hashing, and the server settings the flows need (base URL, cookies,
+//! trusted proxies).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deyehard_core::auth::password;
+use tokio::sync::Semaphore;
+
+use crate::error::ApiError;
+use crate::limits::AccountLimits;
+use crate::mail::{Mail, Mailer};
+use crate::secrets::Secrets;
+use crate::security::TrustedProxies;
+
+/// How long a request may wait for a hashing slot before it gets a 503.
+const HASH_QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings of the account flows.
+#[derive(Clone)]
+pub struct AccountSettings {
+    /// Public URL of the server, for links in mail (`BASE_URL`), without a trailing slash.
+    pub base_url: String,
+    /// Whether cookies carry `Secure` (`COOKIE_SECURE`); also turns on HSTS.
+    pub cookie_secure: bool,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: TrustedProxies,
+    /// Time zone of new accounts that do not name one.
+    pub default_time_zone: String,
+    /// At most this many password hashes are computed at once.
+    pub max_concurrent_hashes: usize,
+}
+
+impl AccountSettings {
+    /// Settings for `base_url` with secure cookies, no trusted proxy, Europe/Berlin and one
+    /// hashing slot per core but one.
+    pub fn new(base_url: &str) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            cookie_secure: true,
+            trusted_proxies: TrustedProxies::default(),
+            default_time_zone: "Europe/Berlin".to_owned(),
+            max_concurrent_hashes: cores.saturating_sub(1).max(1),
+        }
+    }
+}
+
+/// Everything the account flows share. Cheap to clone (an `Arc` inside).
+#[derive(Clone)]
+pub struct Accounts(Arc<Inner>);
+
+struct Inner {
+    settings: AccountSettings,
+    secrets: Secrets,
+    mailer: Mailer,
+    limits: AccountLimits,
+    hashing: Semaphore,
+}
+
+impl Accounts {
+    /// Puts the pieces together.
+    pub fn new(settings: AccountSettings, secrets: Secrets, mailer: Mailer) -> Self {
+        let hashing = Semaphore::new(settings.max_concurrent_hashes.max(1));
+        Self(Arc::new(Inner {
+            settings,
+            secrets,
+            mailer,
+            limits: AccountLimits::default(),
+            hashing,
+        }))
+    }
+
+    /// For a quick start and for embedding: ephemeral secrets, mail written to `outbox`.
+    ///
+    /// # Errors
+    /// When the random secrets cannot be made into keys (they always can).
+    pub fn ephemeral(base_url: &str, outbox: Option<PathBuf>) -> anyhow::Result<Self> {
+        let settings = AccountSettings::new(base_url);
+        let mailer = Mailer::new("deyehard <noreply@localhost>", base_url, None, outbox)?;
+        Ok(Self::new(settings, Secrets::ephemeral()?, mailer))
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &AccountSettings {
+        &self.0.settings
+    }
+
+    /// The secrets.
+    pub fn secrets(&self) -> &Secrets {
+        &self.0.secrets
+    }
+
+    /// The rate limits.
+    pub fn limits(&self) -> &AccountLimits {
+        &self.0.limits
+    }
+
+    /// A link to `path` (which starts with `/`) on this server.
+    pub fn link(&self, path: &str) -> String {
+        format!("{}{path}", self.0.settings.base_url)
+    }
+
+    /// Sends a mail in the background: the response does not wait for SMTP, so its timing
+    /// does not tell whether a mail went out.
+    pub fn send_mail(&self, mail: Mail) {
+        let accounts = self.clone();
+        tokio::spawn(async move { accounts.0.mailer.send(mail).await });
+    }
+
+    /// Hashes a new password on a blocking thread, at most `max_concurrent_hashes` at once.
+    ///
+    /// # Errors
+    /// [`ApiError::Unavailable`] when the hashing queue is full for too long.
+    pub async fn hash_password(&self, password: String) -> Result<String, ApiError> {
+        let hash = self
+            .blocking(move || password::hash_password(&password))
+            .await?
+            .map_err(|e| ApiError::Internal(Box::new(e)))?;
+        Ok(hash.into_string())
+    }
+
+    /// Checks a password against a stored hash (or, with `None`, spends the same time and
+    /// fails), on a blocking thread with the same bound.
+    ///
+    /// # Errors
+    /// [`ApiError::Unavailable`] when the hashing queue is full for too long.
+    pub async fn verify_password(
+        &self,
+        password: String,
+        phc: Option<String>,
+    ) -> Result<bool, ApiError> {
+        self.blocking(move || match phc {
+            Some(phc) => password::verify_password(&password, &phc).unwrap_or(false),
+            None => {
+                password::verify_dummy(&password);
+                false
+            }
+        })
+        .await
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let busy = ApiError::Unavailable { retry_after_s: 5 };
+        let permit = tokio::time::timeout(HASH_QUEUE_TIMEOUT, self.0.hashing.acquire())
+            .await
+            .map_err(|_| ApiError::Unavailable { retry_after_s: 5 })?
+            .map_err(|_| busy)?;
+        let result = tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| ApiError::Internal(Box::new(e)));
+        drop(permit);
+        result
+    }
+
+    /// Whether `ip` is a configured trusted proxy.
+    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        self.0.settings.trusted_proxies.contains(ip)
+    }
+}
+
+/// Builds the account service from the `serve` options: secrets (refusing weak ones in
+/// production), mail (SMTP or the outbox in the data directory), settings.
+///
+/// # Errors
+/// Bad secrets, a bad sender address or SMTP settings.
+pub fn from_args(
+    args: &crate::cli::AccountArgs,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Accounts> {
+    let sources = crate::secrets::SecretSources {
+        auth_secret: args.auth_secret.clone(),
+        auth_secret_file: args.auth_secret_file.clone(),
+        encryption_key: args.encryption_key.clone(),
+        encryption_key_file: args.encryption_key_file.clone(),
+        production: args.is_production(),
+        cookie_secure: args.cookie_secure,
+    };
+    let secrets = Secrets::load(&sources, data_dir)?;
+    let smtp = args
+        .smtp_host
+        .as_ref()
+        .map(|host| crate::mail::SmtpSettings {
+            host: host.clone(),
+            port: args.smtp_port,
+            username: args.smtp_username.clone(),
+            password: args.smtp_password.clone(),
+            tls: args.smtp_tls,
+        });
+    let outbox = smtp.is_none().then(|| data_dir.join("outbox"));
+    let mailer = Mailer::new(&args.smtp_from, &args.base_url, smtp.as_ref(), outbox)?;
+    let mut settings = AccountSettings::new(&args.base_url);
+    settings.cookie_secure = args.cookie_secure;
+    settings.trusted_proxies = args.trusted_proxies.clone();
+    settings.default_time_zone = args.default_time_zone.clone();
+    Ok(Accounts::new(settings, secrets, mailer))
+}
