@@ -13,19 +13,6 @@ use crate::support::{Backend, TestServer, TestStore, captured_logs, link_in};
 const PASSWORD: &str = "Sunny-Roof-42";
 const NEW_PASSWORD: &str = "Cloudy-Day-77";
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
-}
-
 on_both_backends!(
     signup_verify_login_and_me,
     signup_never_reveals_an_existing_account,

@@ -26,19 +26,6 @@ const VICTRON: &str =
 const OPENDTU: &str = "/api/opendtu/measurements";
 const VICTRON_PATH: &str = "/api/victron/measurements";
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
-}
-
 on_both_backends!(
     sample_payloads_are_stored_with_their_values,
     victron_push_is_stored_with_one_based_channels,
