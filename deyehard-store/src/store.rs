@@ -37,7 +37,7 @@ impl Store {
     /// Connects and runs the migrations: `postgres://…` / `postgresql://…` opens PostgreSQL;
     /// `sqlite://…`, `sqlite:…` or a plain file path opens (creating) an SQLite file.
     ///
-    /// [`crate::StoreError::Unavailable`] when the server cannot be reached, [`StoreError::Invalid`]
+    /// [`crate::StoreError::Unavailable`] when the server cannot be reached, [`crate::StoreError::Invalid`]
     /// for a URL of a backend that is not compiled in.
     pub async fn connect(url_or_path: &str, options: &StoreOptions) -> StoreResult<Self> {
         let is_postgres =
