@@ -6,8 +6,8 @@
 //! [`ReadingReader`], [`RawFrameStore`], [`UnclaimedLoggerStore`], [`AdminStore`],
 //! [`Maintenance`]) with two backends selected by features:
 //!
-//! - `sqlite` (default): [`SqliteStore`], one embedded file for self-hosters;
-//! - `postgres`: [`PgStore`], PostgreSQL with Row-Level Security (and TimescaleDB hypertables
+//! - `sqlite` (default): `SqliteStore`, one embedded file for self-hosters;
+//! - `postgres`: `PgStore`, PostgreSQL with Row-Level Security (and TimescaleDB hypertables
 //!   when the server offers the extension).
 //!
 //! [`Store`] wraps whichever is compiled in; [`Store::connect`] picks the backend from the URL

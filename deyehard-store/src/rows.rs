@@ -11,7 +11,7 @@ use crate::StoreError;
 use crate::model::{ApiKey, Inverter, RawFrame, UnclaimedLogger, UnknownSerial, User};
 use crate::ts::Ts;
 
-/// Columns of `users` as selected by [`crate::sql::USER_COLUMNS`].
+/// Columns of `users` as `sql.rs` selects them (`user_columns!`).
 #[derive(sqlx::FromRow)]
 pub(crate) struct UserRow {
     id: i64,
@@ -77,7 +77,7 @@ impl From<ApiKeyRow> for ApiKey {
     }
 }
 
-/// Columns of `inverters` as selected by [`crate::sql::INVERTER_COLUMNS`].
+/// Columns of `inverters` as `sql.rs` selects them (`inverter_columns!`).
 #[derive(sqlx::FromRow)]
 pub(crate) struct InverterRow {
     id: i64,
@@ -135,7 +135,7 @@ pub(crate) fn inverters(rows: Vec<InverterRow>) -> Result<Vec<Inverter>, StoreEr
     rows.into_iter().map(Inverter::try_from).collect()
 }
 
-/// Columns of `measurements` as selected by [`crate::sql::MEASUREMENT_COLUMNS`].
+/// Columns of `measurements` as `sql.rs` selects them (`measurement_columns!`).
 #[derive(sqlx::FromRow)]
 pub(crate) struct MeasurementRow {
     pub(crate) inverter_id: i64,
@@ -179,7 +179,7 @@ impl MeasurementRow {
     }
 }
 
-/// Columns of `dc_measurements` as selected by [`crate::sql::DC_COLUMNS`].
+/// Columns of `dc_measurements` as `sql::DC_RANGE` selects them.
 #[derive(sqlx::FromRow)]
 pub(crate) struct DcRow {
     pub(crate) time: Ts,
@@ -227,7 +227,7 @@ pub(crate) fn attach_dc(readings: &mut [Reading], dc_rows: Vec<DcRow>) -> Result
     Ok(())
 }
 
-/// Columns of `raw_frames` as selected by [`crate::sql::RAW_FRAME_COLUMNS`].
+/// Columns of `raw_frames` as `sql.rs` selects them (`raw_frame_columns!`).
 #[derive(sqlx::FromRow)]
 pub(crate) struct RawFrameRow {
     id: i64,

@@ -43,7 +43,7 @@ pub(crate) enum Access<'a> {
 }
 
 impl Access<'_> {
-    /// The tenant id as PostgreSQL's `app.current_user_id` setting ('' for none).
+    /// The tenant id as PostgreSQL's `app.current_user_id` setting ('' for none): digits only.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn tenant_setting(&self) -> String {
         match self {

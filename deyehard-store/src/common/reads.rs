@@ -6,7 +6,8 @@ macro_rules! impl_reads {
     ($store:ty) => {
         impl $store {
             /// [`StoreError::NotFound`](crate::StoreError::NotFound) unless the scope owns the
-            /// inverter.
+            /// inverter. Reads call it only when they found nothing, to tell "no data" from
+            /// "not yours" (another tenant's rows never show up in the first place).
             async fn check_owned(
                 tx: &mut sqlx::Transaction<'static, Db>,
                 scope: &deyehard_core::TenantScope,
@@ -107,7 +108,6 @@ macro_rules! impl_reads {
                 let mut tx = self
                     .begin_read($crate::common::Access::Tenant(scope))
                     .await?;
-                Self::check_owned(&mut tx, scope, inverter).await?;
                 let rows: Vec<$crate::series::BucketRow> = sqlx::query_as(sql)
                     .bind($crate::common::uid(scope))
                     .bind(inverter.get())
@@ -116,6 +116,9 @@ macro_rules! impl_reads {
                     .bind(plan.width_ms)
                     .fetch_all(&mut *tx)
                     .await?;
+                if rows.is_empty() {
+                    Self::check_owned(&mut tx, scope, inverter).await?;
+                }
                 tx.commit().await?;
                 Ok($crate::PowerSeries {
                     bucket: plan.bucket(),
@@ -135,7 +138,6 @@ macro_rules! impl_reads {
                 let mut tx = self
                     .begin_read($crate::common::Access::Tenant(scope))
                     .await?;
-                Self::check_owned(&mut tx, scope, inverter).await?;
                 let rows: Vec<$crate::series::ChannelBucketRow> =
                     sqlx::query_as(dialect::SERIES_DC)
                         .bind($crate::common::uid(scope))
@@ -145,6 +147,9 @@ macro_rules! impl_reads {
                         .bind(plan.width_ms)
                         .fetch_all(&mut *tx)
                         .await?;
+                if rows.is_empty() {
+                    Self::check_owned(&mut tx, scope, inverter).await?;
+                }
                 tx.commit().await?;
                 Ok($crate::DcSeries {
                     bucket: plan.bucket(),
@@ -162,7 +167,6 @@ macro_rules! impl_reads {
                 let mut tx = self
                     .begin_read($crate::common::Access::Tenant(scope))
                     .await?;
-                Self::check_owned(&mut tx, scope, inverter).await?;
                 let rows: Vec<$crate::rows::DailyEnergyRow> =
                     sqlx::query_as($crate::sql::DAILY_RANGE)
                         .bind($crate::common::uid(scope))
@@ -171,6 +175,9 @@ macro_rules! impl_reads {
                         .bind(to_day)
                         .fetch_all(&mut *tx)
                         .await?;
+                if rows.is_empty() {
+                    Self::check_owned(&mut tx, scope, inverter).await?;
+                }
                 tx.commit().await?;
                 Ok(rows
                     .into_iter()

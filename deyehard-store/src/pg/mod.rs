@@ -1,14 +1,16 @@
 //! The PostgreSQL backend: Row-Level Security for tenant isolation, TimescaleDB hypertables
 //! when the server offers the extension.
 //!
-//! Every transaction starts with one statement that switches to the role `deyehard_app` and
-//! names the tenant, both transaction-local (`set_config(…, true)`), so a pooled connection
-//! never carries them into the next transaction (safe with PgBouncer's transaction pooling):
+//! Every transaction starts, in the same round trip as its `BEGIN`, with one statement that
+//! switches to the role `deyehard_app` and names the tenant, both transaction-local
+//! (`set_config(…, true)`), so a pooled connection never carries them into the next transaction
+//! (safe with PgBouncer's transaction pooling):
 //!
 //! ```sql
+//! BEGIN;
 //! SELECT set_config('role', 'deyehard_app', true),
-//!        set_config('app.current_user_id', $1, true),  -- '' for none: tenant tables read empty
-//!        set_config('app.cross_tenant', $2, true)      -- 'on' only for named cross-tenant calls
+//!        set_config('app.current_user_id', '42', true),  -- '' for none: tenant tables read empty
+//!        set_config('app.cross_tenant', 'off', true)     -- 'on' only for named cross-tenant calls
 //! ```
 //!
 //! The login role (superuser, or owner with membership in `deyehard_app`) only runs the
@@ -30,9 +32,6 @@ type Db = sqlx::Postgres;
 
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
 
-/// Opens every transaction: role switch, tenant, cross-tenant flag (one round trip).
-const BEGIN_SCOPE: &str = "SELECT set_config('role', 'deyehard_app', true), \
-     set_config('app.current_user_id', $1, true), set_config('app.cross_tenant', $2, true)";
 /// Widens an open transaction to all tenants (named cross-tenant methods only).
 const CROSS_TENANT: &str = "SELECT set_config('app.cross_tenant', 'on', true)";
 
@@ -66,15 +65,18 @@ impl PgStore {
         })
     }
 
-    /// A transaction as `deyehard_app` for `access`.
+    /// A transaction as `deyehard_app` for `access`, opened in one round trip: `BEGIN` and the
+    /// settings go out as one simple-protocol message.
     async fn begin(&self, access: Access<'_>) -> StoreResult<Transaction<'static, Db>> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(BEGIN_SCOPE)
-            .bind(access.tenant_setting())
-            .bind(access.cross_tenant_setting())
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
+        // Safe to format: the tenant is an integer (or empty) and the flag a fixed word.
+        let statement = format!(
+            "BEGIN; SELECT set_config('role', 'deyehard_app', true), \
+             set_config('app.current_user_id', '{}', true), \
+             set_config('app.cross_tenant', '{}', true)",
+            access.tenant_setting(),
+            access.cross_tenant_setting()
+        );
+        Ok(self.pool.begin_with(sqlx::AssertSqlSafe(statement)).await?)
     }
 
     async fn begin_read(&self, access: Access<'_>) -> StoreResult<Transaction<'static, Db>> {

@@ -34,40 +34,67 @@ pub(crate) const WRITE_TARGET: &str = "SELECT s.inverter_id, u.time_zone, i.rate
      s.last_yield_total_wh, s.last_pending_total_wh FROM energy_state s JOIN inverters i ON i.id = s.inverter_id \
      JOIN users u ON u.id = s.user_id WHERE s.user_id = $1 AND s.inverter_id = $2";
 
-/// One AC row; a duplicate (inverter, time) changes nothing.
-pub(crate) const INSERT_MEASUREMENT: &str = "INSERT INTO measurements (inverter_id, time, \
-     user_id, power_ac_w, voltage_ac_v, current_ac_a, frequency_hz, power_factor, power_dc_w, \
-     temperature_c, yield_day_wh, yield_total_wh, reachable, producing, source, received_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-     ON CONFLICT DO NOTHING";
+// Multi-row statements: `crate::sqlite::write::multi_row` joins a head, the row template
+// repeated (parameters `?`, bound in order) and a tail. A batch then costs tens of statements
+// instead of one per row.
 
-/// One DC row.
-pub(crate) const INSERT_DC: &str = "INSERT INTO dc_measurements (inverter_id, time, channel, \
-     user_id, name, power_w, voltage_v, current_a, yield_day_wh, yield_total_wh, \
-     irradiation_pct) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-     ON CONFLICT DO NOTHING";
+/// AC rows; a duplicate (inverter, time) changes nothing; returns the keys inserted.
+pub(crate) const MEASUREMENTS: MultiRow = MultiRow {
+    head: "INSERT INTO measurements (inverter_id, time, user_id, power_ac_w, voltage_ac_v, \
+           current_ac_a, frequency_hz, power_factor, power_dc_w, temperature_c, yield_day_wh, \
+           yield_total_wh, reachable, producing, source, received_at)",
+    row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    tail: "ON CONFLICT DO NOTHING RETURNING inverter_id, time",
+};
 
-/// Adds a power delta to a 5-minute rollup bucket (its energy is set separately).
-pub(crate) const UPSERT_5M: &str = "INSERT INTO rollup_5m (inverter_id, bucket, user_id, \
-     samples, power_sum, power_min, power_max, energy_wh) VALUES ($1, $2, $3, $4, $5, $6, $7, 0) \
-     ON CONFLICT (inverter_id, bucket) DO UPDATE SET samples = samples + excluded.samples, \
-     power_sum = power_sum + excluded.power_sum, \
-     power_min = CASE WHEN power_min IS NULL OR excluded.power_min < power_min \
-     THEN excluded.power_min ELSE power_min END, \
-     power_max = CASE WHEN power_max IS NULL OR excluded.power_max > power_max \
-     THEN excluded.power_max ELSE power_max END";
+/// DC rows.
+pub(crate) const DC_MEASUREMENTS: MultiRow = MultiRow {
+    head: "INSERT INTO dc_measurements (inverter_id, time, channel, user_id, name, power_w, \
+           voltage_v, current_a, yield_day_wh, yield_total_wh, irradiation_pct)",
+    row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    tail: "ON CONFLICT DO NOTHING",
+};
 
-/// Sets the energy of a 5-minute bucket.
-pub(crate) const SET_BUCKET_ENERGY: &str = "INSERT INTO rollup_5m (inverter_id, bucket, user_id, \
-     samples, power_sum, power_min, power_max, energy_wh) VALUES ($1, $2, $3, 0, 0, NULL, NULL, $4) \
-     ON CONFLICT (inverter_id, bucket) DO UPDATE SET energy_wh = excluded.energy_wh";
+/// Adds power deltas to 5-minute rollup buckets (their energy is set separately).
+pub(crate) const UPSERT_5M: MultiRow = MultiRow {
+    head: "INSERT INTO rollup_5m (inverter_id, bucket, user_id, samples, power_sum, power_min, \
+           power_max, energy_wh)",
+    row: "(?, ?, ?, ?, ?, ?, ?, 0)",
+    tail: "ON CONFLICT (inverter_id, bucket) DO UPDATE SET samples = samples + excluded.samples, \
+           power_sum = power_sum + excluded.power_sum, \
+           power_min = CASE WHEN power_min IS NULL OR excluded.power_min < power_min \
+           THEN excluded.power_min ELSE power_min END, \
+           power_max = CASE WHEN power_max IS NULL OR excluded.power_max > power_max \
+           THEN excluded.power_max ELSE power_max END",
+};
 
-/// Adds a delta to an hourly rollup bucket.
-pub(crate) const UPSERT_1H: &str = "INSERT INTO rollup_1h (inverter_id, bucket, user_id, \
-     samples, power_sum, power_min, power_max) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-     ON CONFLICT (inverter_id, bucket) DO UPDATE SET samples = samples + excluded.samples, \
-     power_sum = power_sum + excluded.power_sum, \
-     power_min = CASE WHEN power_min IS NULL OR excluded.power_min < power_min \
-     THEN excluded.power_min ELSE power_min END, \
-     power_max = CASE WHEN power_max IS NULL OR excluded.power_max > power_max \
-     THEN excluded.power_max ELSE power_max END";
+/// Adds power deltas to hourly rollup buckets.
+pub(crate) const UPSERT_1H: MultiRow = MultiRow {
+    head: "INSERT INTO rollup_1h (inverter_id, bucket, user_id, samples, power_sum, power_min, \
+           power_max)",
+    row: "(?, ?, ?, ?, ?, ?, ?)",
+    tail: "ON CONFLICT (inverter_id, bucket) DO UPDATE SET samples = samples + excluded.samples, \
+           power_sum = power_sum + excluded.power_sum, \
+           power_min = CASE WHEN power_min IS NULL OR excluded.power_min < power_min \
+           THEN excluded.power_min ELSE power_min END, \
+           power_max = CASE WHEN power_max IS NULL OR excluded.power_max > power_max \
+           THEN excluded.power_max ELSE power_max END",
+};
+
+/// Sets the energy of 5-minute buckets.
+pub(crate) const SET_BUCKET_ENERGY: MultiRow = MultiRow {
+    head: "INSERT INTO rollup_5m (inverter_id, bucket, user_id, samples, power_sum, power_min, \
+           power_max, energy_wh)",
+    row: "(?, ?, ?, 0, 0, NULL, NULL, ?)",
+    tail: "ON CONFLICT (inverter_id, bucket) DO UPDATE SET energy_wh = excluded.energy_wh",
+};
+
+/// The parts of a multi-row `INSERT … VALUES (…), (…) …`.
+pub(crate) struct MultiRow {
+    /// `INSERT INTO table (columns)`.
+    pub(crate) head: &'static str,
+    /// One row's tuple; each `?` is a parameter.
+    pub(crate) row: &'static str,
+    /// `ON CONFLICT …` / `RETURNING …`.
+    pub(crate) tail: &'static str,
+}

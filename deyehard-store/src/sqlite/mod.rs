@@ -30,6 +30,12 @@ static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
 
 /// How long a statement waits for a lock held by another process before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Rows the connection's worker thread may run ahead of the reader (sqlx's default of 50
+/// makes every longer result a ping-pong between two threads).
+const ROW_BUFFER: usize = 1024;
+/// Prepared statements kept per connection (the multi-row writes use up to eight texts per
+/// table).
+const STATEMENT_CACHE: usize = 256;
 
 /// A store in an SQLite file.
 #[derive(Debug, Clone)]
@@ -47,7 +53,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
+            .busy_timeout(BUSY_TIMEOUT)
+            .statement_cache_capacity(STATEMENT_CACHE)
+            .row_buffer_size(ROW_BUFFER);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(options.acquire_timeout)

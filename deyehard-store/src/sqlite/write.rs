@@ -1,20 +1,27 @@
-//! `write_readings` on SQLite: one transaction on the single writer connection, prepared
-//! statements reused row by row (SQLite has no array binds; each execution is an in-process
-//! call), rollups and energy maintained in the same transaction.
+//! `write_readings` on SQLite: one transaction on the single writer connection, rows written
+//! with multi-row statements (each sqlx call crosses to the connection's worker thread, so the
+//! number of statements, not of rows, dominates), rollups and energy maintained in the same
+//! transaction.
 
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use deyehard_core::{InverterId, Reading, TenantScope};
-use sqlx::Transaction;
+use deyehard_core::{DcReading, InverterId, Reading, TenantScope};
+use sqlx::{AssertSqlSafe, Transaction};
 
-use super::{Db, SqliteStore, dialect};
+use super::dialect::{self, MultiRow};
+use super::{Db, SqliteStore};
 use crate::common::energy::TargetRow;
 use crate::common::write::{self as shared, Deltas, Item, finite};
 use crate::common::{Access, uid};
 use crate::model::WriteOutcome;
 use crate::ts::Ts;
 use crate::{ReadingWriter, StoreResult, sql};
+
+/// Rows per statement, largest first. Any row count splits into these sizes, so each table
+/// needs at most eight statement texts, all of which stay in the connection's statement cache
+/// (128 AC rows bind 2,048 parameters, far below SQLite's limit of 32,766).
+const CHUNK_SIZES: [usize; 8] = [128, 64, 32, 16, 8, 4, 2, 1];
 
 impl ReadingWriter for SqliteStore {
     async fn write_readings(
@@ -37,13 +44,9 @@ impl ReadingWriter for SqliteStore {
         }
         let owned: HashSet<i64> = targets.iter().map(|t| t.inverter_id).collect();
         let (mut outcomes, items) = shared::prepare(batch, &owned);
-        let mut inserted = HashSet::with_capacity(items.len());
-        for item in &items {
-            if insert_reading(&mut tx, user, item, received_at).await? {
-                inserted.insert((item.inverter, item.time));
-            }
-        }
+        let inserted = insert_measurements(&mut tx, user, &items, received_at).await?;
         let stored = shared::mark_stored(&mut outcomes, &items, &inserted);
+        insert_dc(&mut tx, user, &stored).await?;
         let (five, hour) = shared::power_deltas(&stored);
         upsert_rollups(&mut tx, user, &five, &hour).await?;
         Self::upkeep_energy(&mut tx, user, targets, &stored).await?;
@@ -68,14 +71,20 @@ impl SqliteStore {
         inverter: i64,
         buckets: &BTreeMap<Ts, f64>,
     ) -> StoreResult<()> {
-        for (bucket, energy_wh) in buckets {
-            sqlx::query(dialect::SET_BUCKET_ENERGY)
-                .bind(inverter)
-                .bind(*bucket)
-                .bind(user)
-                .bind(*energy_wh)
-                .execute(&mut **tx)
-                .await?;
+        let rows: Vec<(&Ts, &f64)> = buckets.iter().collect();
+        for chunk in chunks(&rows) {
+            let mut query = sqlx::query(AssertSqlSafe(multi_row(
+                &dialect::SET_BUCKET_ENERGY,
+                chunk.len(),
+            )));
+            for (bucket, energy_wh) in chunk {
+                query = query
+                    .bind(inverter)
+                    .bind(**bucket)
+                    .bind(user)
+                    .bind(**energy_wh);
+            }
+            query.execute(&mut **tx).await?;
         }
         Ok(())
     }
@@ -83,85 +92,157 @@ impl SqliteStore {
 
 crate::common::upkeep::impl_energy_upkeep!(SqliteStore);
 
-/// Inserts the AC row and, if it was new, the DC rows. Returns whether the AC row was new.
-async fn insert_reading(
-    tx: &mut Transaction<'static, Db>,
-    user: i64,
-    item: &Item<'_>,
-    received_at: Ts,
-) -> StoreResult<bool> {
-    let r = item.reading;
-    let done = sqlx::query(dialect::INSERT_MEASUREMENT)
-        .bind(item.inverter)
-        .bind(item.time)
-        .bind(user)
-        .bind(finite(r.power_ac_w))
-        .bind(finite(r.voltage_ac_v))
-        .bind(finite(r.current_ac_a))
-        .bind(finite(r.frequency_hz))
-        .bind(finite(r.power_factor))
-        .bind(finite(r.power_dc_w))
-        .bind(finite(r.temperature_c))
-        .bind(finite(r.yield_day_wh))
-        .bind(finite(r.yield_total_wh))
-        .bind(r.reachable)
-        .bind(r.producing)
-        .bind(r.source.as_str())
-        .bind(received_at)
-        .execute(&mut **tx)
-        .await?;
-    if done.rows_affected() == 0 {
-        return Ok(false);
+/// The statement for `rows` rows: head, the row template repeated, tail. The parameters stay
+/// anonymous `?` (bound in order): SQLite resolves a numbered `$n` through a linear list,
+/// which makes binding a statement with thousands of numbered parameters quadratic.
+fn multi_row(statement: &MultiRow, rows: usize) -> String {
+    let mut sql = String::with_capacity(
+        statement.head.len() + statement.tail.len() + rows * (statement.row.len() + 2) + 8,
+    );
+    sql.push_str(statement.head);
+    sql.push_str(" VALUES ");
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(statement.row);
     }
-    for dc in &r.dc {
-        sqlx::query(dialect::INSERT_DC)
-            .bind(item.inverter)
-            .bind(item.time)
-            .bind(i16::from(dc.channel))
-            .bind(user)
-            .bind(dc.name.as_deref())
-            .bind(finite(dc.power_w))
-            .bind(finite(dc.voltage_v))
-            .bind(finite(dc.current_a))
-            .bind(finite(dc.yield_day_wh))
-            .bind(finite(dc.yield_total_wh))
-            .bind(finite(dc.irradiation_pct))
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(true)
+    sql.push(' ');
+    sql.push_str(statement.tail);
+    sql
 }
 
-/// Adds the batch's deltas to the 5-minute and hourly rollups.
+/// Splits rows into slices of [`CHUNK_SIZES`], largest first.
+fn chunks<T>(rows: &[T]) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let mut rest = rows;
+    for size in CHUNK_SIZES {
+        while rest.len() >= size {
+            let (chunk, tail) = rest.split_at(size);
+            out.push(chunk);
+            rest = tail;
+        }
+    }
+    out
+}
+
+/// Inserts the AC rows; returns the (inverter, time) keys actually inserted.
+async fn insert_measurements(
+    tx: &mut Transaction<'static, Db>,
+    user: i64,
+    items: &[Item<'_>],
+    received_at: Ts,
+) -> StoreResult<HashSet<(i64, Ts)>> {
+    let mut inserted = HashSet::with_capacity(items.len());
+    for chunk in chunks(items) {
+        let sql = multi_row(&dialect::MEASUREMENTS, chunk.len());
+        let mut query = sqlx::query_as::<_, (i64, Ts)>(AssertSqlSafe(sql));
+        for item in chunk {
+            let r = item.reading;
+            query = query
+                .bind(item.inverter)
+                .bind(item.time)
+                .bind(user)
+                .bind(finite(r.power_ac_w))
+                .bind(finite(r.voltage_ac_v))
+                .bind(finite(r.current_ac_a))
+                .bind(finite(r.frequency_hz))
+                .bind(finite(r.power_factor))
+                .bind(finite(r.power_dc_w))
+                .bind(finite(r.temperature_c))
+                .bind(finite(r.yield_day_wh))
+                .bind(finite(r.yield_total_wh))
+                .bind(r.reachable)
+                .bind(r.producing)
+                .bind(r.source.as_str())
+                .bind(received_at);
+        }
+        inserted.extend(query.fetch_all(&mut **tx).await?);
+    }
+    Ok(inserted)
+}
+
+/// Inserts the DC rows of the stored readings.
+async fn insert_dc(
+    tx: &mut Transaction<'static, Db>,
+    user: i64,
+    stored: &[Item<'_>],
+) -> StoreResult<()> {
+    let rows: Vec<(&Item<'_>, &DcReading)> = stored
+        .iter()
+        .flat_map(|item| item.reading.dc.iter().map(move |dc| (item, dc)))
+        .collect();
+    for chunk in chunks(&rows) {
+        let sql = multi_row(&dialect::DC_MEASUREMENTS, chunk.len());
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (item, dc) in chunk {
+            query = query
+                .bind(item.inverter)
+                .bind(item.time)
+                .bind(i16::from(dc.channel))
+                .bind(user)
+                .bind(dc.name.as_deref())
+                .bind(finite(dc.power_w))
+                .bind(finite(dc.voltage_v))
+                .bind(finite(dc.current_a))
+                .bind(finite(dc.yield_day_wh))
+                .bind(finite(dc.yield_total_wh))
+                .bind(finite(dc.irradiation_pct));
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Adds the batch's power deltas to the 5-minute and hourly rollups.
 async fn upsert_rollups(
     tx: &mut Transaction<'static, Db>,
     user: i64,
     five: &Deltas,
     hour: &Deltas,
 ) -> StoreResult<()> {
-    for (&(inverter, bucket), delta) in five {
-        sqlx::query(dialect::UPSERT_5M)
-            .bind(inverter)
-            .bind(bucket)
-            .bind(user)
-            .bind(delta.samples)
-            .bind(delta.power_sum)
-            .bind(delta.power_min)
-            .bind(delta.power_max)
-            .execute(&mut **tx)
-            .await?;
-    }
-    for (&(inverter, bucket), delta) in hour {
-        sqlx::query(dialect::UPSERT_1H)
-            .bind(inverter)
-            .bind(bucket)
-            .bind(user)
-            .bind(delta.samples)
-            .bind(delta.power_sum)
-            .bind(delta.power_min)
-            .bind(delta.power_max)
-            .execute(&mut **tx)
-            .await?;
+    for (statement, deltas) in [(&dialect::UPSERT_5M, five), (&dialect::UPSERT_1H, hour)] {
+        let rows: Vec<_> = deltas.iter().collect();
+        for chunk in chunks(&rows) {
+            let mut query = sqlx::query(AssertSqlSafe(multi_row(statement, chunk.len())));
+            for ((inverter, bucket), delta) in chunk {
+                query = query
+                    .bind(*inverter)
+                    .bind(*bucket)
+                    .bind(user)
+                    .bind(delta.samples)
+                    .bind(delta.power_sum)
+                    .bind(delta.power_min)
+                    .bind(delta.power_max);
+            }
+            query.execute(&mut **tx).await?;
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_split_into_cached_chunk_sizes() {
+        let rows: Vec<u32> = (0..203).collect();
+        let sizes: Vec<usize> = chunks(&rows).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [128, 64, 8, 2, 1]);
+        assert_eq!(chunks(&rows).concat(), rows);
+    }
+
+    #[test]
+    fn multi_row_repeats_the_row() {
+        let statement = MultiRow {
+            head: "INSERT INTO t (a, b, c)",
+            row: "(?, 0, ?)",
+            tail: "ON CONFLICT DO NOTHING",
+        };
+        assert_eq!(
+            multi_row(&statement, 2),
+            "INSERT INTO t (a, b, c) VALUES (?, 0, ?), (?, 0, ?) ON CONFLICT DO NOTHING"
+        );
+    }
 }
