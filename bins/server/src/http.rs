@@ -60,6 +60,7 @@ pub fn app(state: AppState) -> impl poem::Endpoint {
         .nest(api::API_PREFIX, api)
         .nest("/static", crate::assets::routes())
         .with(CookieJarManager::new())
+        .with(crate::pages::LangCookie)
         .with(csrf)
         .with(headers)
         .data(state)

@@ -1,288 +1,261 @@
-//! Server-rendered account pages (askama, no JavaScript needed): login and logout, the
-//! targets of the mailed links (`/verify`, `/reset-password`, `/confirm-email`) and the reset
-//! request. They extend `templates/base.html` through [`Layout`]. Forms carry the CSRF token
-//! that [`crate::security::CsrfGuard`] checks; bad or expired links get a friendly page, never
-//! a 500.
+//! Server-rendered pages (askama + HTMX). Each area has its own module with an `add_routes`;
+//! this module holds what they share:
+//!
+//! - [`signed_in`]: the session of a page request and the base [`Layout`] for it, or a
+//!   redirect to the login page (an `HX-Redirect` for HTMX requests);
+//! - [`visitor_layout`]: the layout of pages for visitors (login, signup, mailed links);
+//! - the page language ([`page_lang`]): `?lang=` (remembered in a cookie by [`LangCookie`]),
+//!   then that cookie, then the account's language, then `Accept-Language`, then English;
+//! - [`render`], [`redirect`] and [`is_htmx`].
+//!
+//! Pages never build HTML from strings: everything goes through askama templates, which
+//! escape what users and devices supplied.
+
+mod auth;
+mod start;
 
 use askama::Template;
+use deyehard_store::User;
 use poem::http::StatusCode;
-use poem::web::{Data, Form, Query};
-use poem::{IntoResponse, Request, Response, Route, get, handler, post};
-use serde::Deserialize;
+use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Route};
 
-use crate::api::auth::{
-    RESET_ACCEPTED, confirm_reset, issue_session, login, request_reset, verify_email,
-};
 use crate::error::ApiError;
 use crate::http::AppState;
-use crate::layout::Layout;
-use crate::security::{CsrfToken, client_ip};
-use crate::session::{clear_session_cookie, page_session, session_cookie};
+use crate::layout::{Lang, Layout, Nav};
+use crate::security::{CsrfToken, request_cookie};
+use crate::session::{Authenticated, page_session};
 
-/// Adds the account pages to `route`.
+/// Name of the cookie that remembers the language chosen with `?lang=`.
+pub const LANG_COOKIE: &str = "deyehard_lang";
+
+/// Adds every page to `route`.
 pub fn add_routes(route: Route) -> Route {
-    route
-        .at("/login", get(login_page).post(login_submit))
-        .at("/logout", post(logout))
-        .at("/verify", get(verify_page))
-        .at("/confirm-email", get(confirm_email_page))
-        .at("/reset-password", get(reset_page).post(reset_submit))
-        .at("/reset-password/request", post(reset_request))
+    start::add_routes(auth::add_routes(route))
 }
 
-/// The base layout of a page for visitors, titled `title`.
-fn layout(req: &Request, title: &str) -> Layout {
+/// A page request with a valid session.
+pub struct SignedIn {
+    /// The caller, as the database has them now.
+    pub auth: Authenticated,
+    /// The base layout: language, CSRF token, navigation for this user.
+    pub layout: Layout,
+}
+
+/// The session of a page request and its layout, with `nav` highlighted and the title in the
+/// page's language; without a valid session, the response that sends the visitor to the login
+/// page (and back here afterwards).
+pub async fn signed_in(
+    req: &Request,
+    state: &AppState,
+    nav: Nav,
+    title: (&str, &str),
+) -> Result<SignedIn, Response> {
+    let Some(auth) = page_session(state, req).await else {
+        return Err(to_login(req));
+    };
+    let lang = page_lang(req, Some(&auth.user));
+    let layout = Layout {
+        lang,
+        title: pick(lang, title).to_owned(),
+        csrf_token: csrf_token(req),
+        user_email: Some(auth.user.email.clone()),
+        is_admin: auth.user.is_superuser,
+        active: nav,
+    };
+    Ok(SignedIn { auth, layout })
+}
+
+/// The layout of a page for visitors, titled `title` (English, German).
+pub fn visitor_layout(req: &Request, title: (&str, &str)) -> Layout {
+    let lang = page_lang(req, None);
     Layout {
-        title: title.to_owned(),
-        csrf_token: req
-            .extensions()
-            .get::<CsrfToken>()
-            .map(|t| t.0.clone())
-            .unwrap_or_default(),
+        lang,
+        title: pick(lang, title).to_owned(),
+        csrf_token: csrf_token(req),
         ..Layout::default()
     }
 }
 
-fn render(template: &impl Template, status: StatusCode) -> Response {
+fn pick<'a>(lang: Lang, (en, de): (&'a str, &'a str)) -> &'a str {
+    match lang {
+        Lang::En => en,
+        Lang::De => de,
+    }
+}
+
+fn csrf_token(req: &Request) -> String {
+    req.extensions()
+        .get::<CsrfToken>()
+        .map(|t| t.0.clone())
+        .unwrap_or_default()
+}
+
+/// Where a visitor without a session goes: the login page, which returns here afterwards.
+fn to_login(req: &Request) -> Response {
+    let here = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let target = if here == "/" {
+        "/login".to_owned()
+    } else {
+        format!("/login?next={}", url_encode(&here))
+    };
+    if is_htmx(req) {
+        // A swap would put the login page inside the current one: let HTMX navigate instead.
+        Response::builder()
+            .status(StatusCode::OK)
+            .header("hx-redirect", target)
+            .finish()
+    } else {
+        redirect(&target)
+    }
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A `next` target that stays on this site: a path (not `//host`), else `/`.
+pub fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        _ => "/",
+    }
+}
+
+/// The page's language (see the module docs).
+pub fn page_lang(req: &Request, user: Option<&User>) -> Lang {
+    query_lang(req)
+        .or_else(|| request_cookie(req, LANG_COOKIE).and_then(|c| Lang::from_code(&c)))
+        .or_else(|| user.and_then(|u| Lang::from_code(&u.locale)))
+        .or_else(|| accept_language(req))
+        .unwrap_or_default()
+}
+
+fn query_lang(req: &Request) -> Option<Lang> {
+    req.uri()
+        .query()?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == "lang")
+        .and_then(|(_, v)| Lang::from_code(v))
+}
+
+/// The first language of `Accept-Language` we have (weights are in preference order in
+/// practice; we do not sort by `q`).
+fn accept_language(req: &Request) -> Option<Lang> {
+    req.headers()
+        .get(poem::http::header::ACCEPT_LANGUAGE)?
+        .to_str()
+        .ok()?
+        .split(',')
+        .filter_map(|item| Lang::from_code(item.split(';').next().unwrap_or_default()))
+        .next()
+}
+
+/// Remembers a language chosen with `?lang=` in a cookie, for the following pages.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LangCookie;
+
+impl<E: Endpoint> Middleware<E> for LangCookie {
+    type Output = LangCookieEndpoint<E>;
+    fn transform(&self, inner: E) -> Self::Output {
+        LangCookieEndpoint { inner }
+    }
+}
+
+/// The endpoint of [`LangCookie`].
+pub struct LangCookieEndpoint<E> {
+    inner: E,
+}
+
+impl<E: Endpoint> Endpoint for LangCookieEndpoint<E> {
+    type Output = Response;
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let chosen = query_lang(&req);
+        let mut resp = self.inner.call(req).await?.into_response();
+        if let Some(lang) = chosen {
+            let cookie = format!(
+                "{LANG_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000",
+                lang.code()
+            );
+            if let Ok(v) = cookie.parse() {
+                resp.headers_mut().append("set-cookie", v);
+            }
+        }
+        Ok(resp)
+    }
+}
+
+/// Renders `template` with `status`; a template error is logged and answered with a 500.
+pub fn render(template: &impl Template, status: StatusCode) -> Response {
     match template.render() {
         Ok(html) => poem::web::Html(html).with_status(status).into_response(),
         Err(e) => poem::error::ResponseError::as_response(&ApiError::Internal(Box::new(e))),
     }
 }
 
-fn redirect(to: &str) -> Response {
+/// `303 See Other` to `to`.
+pub fn redirect(to: &str) -> Response {
     Response::builder()
         .status(StatusCode::SEE_OTHER)
         .header("location", to)
         .finish()
 }
 
-const LOGIN_TITLE: &str = "Log in";
-const RESET_TITLE: &str = "Reset your password";
-
-#[derive(Template)]
-#[template(path = "accounts/login.html")]
-struct LoginPage {
-    layout: Layout,
-    email: String,
-    error: Option<String>,
+/// Whether HTMX sent the request (it wants a fragment, not a whole page).
+pub fn is_htmx(req: &Request) -> bool {
+    req.headers().contains_key("hx-request")
 }
 
-#[derive(Template)]
-#[template(path = "accounts/message.html")]
-struct MessagePage {
-    layout: Layout,
-    heading: String,
-    message: String,
-    next_href: &'static str,
-    next_label: &'static str,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-#[derive(Template)]
-#[template(path = "accounts/reset.html")]
-struct ResetPage {
-    layout: Layout,
-    token: Option<String>,
-    error: Option<String>,
-}
-
-fn message(req: &Request, heading: &str, text: &str, status: StatusCode) -> Response {
-    let page = MessagePage {
-        layout: layout(req, heading),
-        heading: heading.to_owned(),
-        message: text.to_owned(),
-        next_href: "/login",
-        next_label: "Go to the login page",
-    };
-    render(&page, status)
-}
-
-/// The page's text for a failed flow; 5xx details stay in the log.
-fn failure(e: &ApiError) -> (StatusCode, String) {
-    match e {
-        ApiError::Internal(_) | ApiError::Unavailable { .. } => {
-            let _ = poem::error::ResponseError::as_response(e);
-            (
-                e.status(),
-                "Something went wrong on our side. Please try again later.".to_owned(),
-            )
+    fn req(uri: &str, headers: &[(&str, &str)]) -> Request {
+        let mut b = Request::builder().uri(uri.parse().unwrap());
+        for (k, v) in headers {
+            b = b.header(*k, *v);
         }
-        ApiError::Unprocessable(_) => (StatusCode::BAD_REQUEST, e.to_string()),
-        _ => (e.status(), e.to_string()),
+        b.finish()
     }
-}
 
-#[handler]
-async fn login_page(req: &Request, state: Data<&AppState>) -> Response {
-    if page_session(&state, req).await.is_some() {
-        return redirect("/");
+    #[test]
+    fn language_order_query_cookie_then_header() {
+        assert_eq!(page_lang(&req("/?lang=de", &[]), None), Lang::De);
+        assert_eq!(
+            page_lang(&req("/", &[("cookie", "deyehard_lang=de")]), None),
+            Lang::De
+        );
+        assert_eq!(
+            page_lang(&req("/?lang=en", &[("cookie", "deyehard_lang=de")]), None),
+            Lang::En
+        );
+        assert_eq!(
+            page_lang(&req("/", &[("accept-language", "fr-FR, de;q=0.8")]), None),
+            Lang::De
+        );
+        assert_eq!(page_lang(&req("/", &[]), None), Lang::En);
     }
-    render(
-        &LoginPage {
-            layout: layout(req, LOGIN_TITLE),
-            email: String::new(),
-            error: None,
-        },
-        StatusCode::OK,
-    )
-}
 
-#[derive(Deserialize)]
-struct LoginForm {
-    email: String,
-    password: String,
-}
-
-#[handler]
-async fn login_submit(
-    req: &Request,
-    state: Data<&AppState>,
-    Form(form): Form<LoginForm>,
-) -> Response {
-    let ip = client_ip(req, &state.accounts.settings().trusted_proxies);
-    let outcome = match login(&state, ip, &form.email, &form.password).await {
-        Ok(user) => issue_session(&state.accounts, &user),
-        Err(e) => Err(e),
-    };
-    match outcome {
-        Ok(token) => {
-            let mut resp = redirect("/");
-            if let Ok(v) = session_cookie(&token, state.accounts.settings().cookie_secure).parse() {
-                resp.headers_mut().append("set-cookie", v);
-            }
-            resp
-        }
-        Err(e) => {
-            let (status, text) = match e {
-                ApiError::Unauthorized => (
-                    StatusCode::UNAUTHORIZED,
-                    "Email or password is wrong.".to_owned(),
-                ),
-                other => failure(&other),
-            };
-            let page = LoginPage {
-                layout: layout(req, LOGIN_TITLE),
-                email: form.email,
-                error: Some(text),
-            };
-            render(&page, status)
-        }
-    }
-}
-
-#[handler]
-fn logout(state: Data<&AppState>) -> Response {
-    let mut resp = redirect("/login");
-    if let Ok(v) = clear_session_cookie(state.accounts.settings().cookie_secure).parse() {
-        resp.headers_mut().append("set-cookie", v);
-    }
-    resp
-}
-
-#[derive(Deserialize)]
-struct TokenQuery {
-    token: Option<String>,
-}
-
-#[handler]
-async fn verify_page(
-    req: &Request,
-    state: Data<&AppState>,
-    Query(q): Query<TokenQuery>,
-) -> Response {
-    match verify_email(&state, q.token.as_deref().unwrap_or_default()).await {
-        Ok(()) => message(
-            req,
-            "Email confirmed",
-            "Your email address is confirmed. Welcome!",
-            StatusCode::OK,
-        ),
-        Err(e) => {
-            let (status, text) = failure(&e);
-            message(req, "This link does not work", &text, status)
-        }
-    }
-}
-
-#[handler]
-async fn confirm_email_page(
-    req: &Request,
-    state: Data<&AppState>,
-    Query(q): Query<TokenQuery>,
-) -> Response {
-    match crate::api::me::confirm_email_change(&state, q.token.as_deref().unwrap_or_default()).await
-    {
-        Ok(()) => message(
-            req,
-            "Email changed",
-            "Your new email address is confirmed.",
-            StatusCode::OK,
-        ),
-        Err(e) => {
-            let (status, text) = failure(&e);
-            message(req, "This link does not work", &text, status)
-        }
-    }
-}
-
-#[handler]
-fn reset_page(req: &Request, Query(q): Query<TokenQuery>) -> Response {
-    let page = ResetPage {
-        layout: layout(req, RESET_TITLE),
-        token: q.token.filter(|t| !t.is_empty()),
-        error: None,
-    };
-    render(&page, StatusCode::OK)
-}
-
-#[derive(Deserialize)]
-struct ResetForm {
-    token: String,
-    password: String,
-}
-
-#[handler]
-async fn reset_submit(
-    req: &Request,
-    state: Data<&AppState>,
-    Form(form): Form<ResetForm>,
-) -> Response {
-    match confirm_reset(&state, &form.token, &form.password).await {
-        Ok(()) => message(
-            req,
-            "Password changed",
-            "Your password has been changed. Please log in with the new one.",
-            StatusCode::OK,
-        ),
-        Err(e) => {
-            let (status, text) = failure(&e);
-            let page = ResetPage {
-                layout: layout(req, RESET_TITLE),
-                token: Some(form.token),
-                error: Some(text),
-            };
-            render(&page, status)
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct EmailForm {
-    email: String,
-}
-
-#[handler]
-async fn reset_request(
-    req: &Request,
-    state: Data<&AppState>,
-    Form(form): Form<EmailForm>,
-) -> Response {
-    let ip = client_ip(req, &state.accounts.settings().trusted_proxies);
-    match request_reset(&state, ip, &form.email).await {
-        Ok(()) => message(req, "Check your inbox", RESET_ACCEPTED, StatusCode::OK),
-        Err(e) => {
-            let (status, text) = failure(&e);
-            message(req, "Please wait", &text, status)
-        }
+    #[test]
+    fn next_targets_stay_on_the_site() {
+        assert_eq!(safe_next(Some("/inverters/3")), "/inverters/3");
+        assert_eq!(safe_next(Some("//evil.example/")), "/");
+        assert_eq!(safe_next(Some("https://evil.example/")), "/");
+        assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(None), "/");
+        assert_eq!(url_encode("/a b?x=1&y"), "%2Fa%20b%3Fx%3D1%26y");
     }
 }
