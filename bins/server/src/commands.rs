@@ -107,7 +107,7 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Export(ref args)) => {
             let scope = operator_scope(&store, &args.user).await?;
-            crate::export::run(&store, &scope, args).await
+            crate::export::run(store.clone(), &scope, args).await
         }
     }
 }
