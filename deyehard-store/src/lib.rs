@@ -62,6 +62,6 @@ pub use pg::PgStore;
 pub use sqlite::SqliteStore;
 pub use store::Store;
 pub use traits::{
-    AdminStore, ApiKeyStore, InverterStore, Maintenance, RawFrameStore, ReadingReader,
-    ReadingWriter, StoreResult, UnclaimedLoggerStore, UserStore,
+    AdminStore, ApiKeyStore, ExportReader, InverterStore, Maintenance, RawFrameStore,
+    ReadingReader, ReadingWriter, StoreResult, UnclaimedLoggerStore, UserStore,
 };

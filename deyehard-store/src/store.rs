@@ -17,8 +17,8 @@ use crate::model::{
     UserOverview, WriteOutcome,
 };
 use crate::traits::{
-    AdminStore, ApiKeyStore, InverterStore, Maintenance, RawFrameStore, ReadingReader,
-    ReadingWriter, StoreResult, UnclaimedLoggerStore, UserStore,
+    AdminStore, ApiKeyStore, ExportReader, InverterStore, Maintenance, RawFrameStore,
+    ReadingReader, ReadingWriter, StoreResult, UnclaimedLoggerStore, UserStore,
 };
 
 /// A store on one of the compiled-in backends. Implements every capability trait by
@@ -373,5 +373,17 @@ impl Maintenance for Store {
     }
     async fn apply_retention(&self, now: DateTime<Utc>, days: u32) -> StoreResult<RetentionReport> {
         dispatch!(self.apply_retention(now, days))
+    }
+}
+
+impl ExportReader for Store {
+    async fn dc_channels(
+        &self,
+        scope: &TenantScope,
+        inverter: InverterId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<u8>> {
+        dispatch!(self.dc_channels(scope, inverter, from, to))
     }
 }

@@ -348,3 +348,16 @@ pub trait Maintenance {
         days: u32,
     ) -> impl Future<Output = StoreResult<RetentionReport>> + Send;
 }
+
+/// What an export needs to know before its first line.
+pub trait ExportReader {
+    /// The DC channel numbers that have readings of `inverter` in `[from, to)`, ascending (the
+    /// column groups of a CSV export). [`StoreError::NotFound`] for another tenant's inverter.
+    fn dc_channels(
+        &self,
+        scope: &TenantScope,
+        inverter: InverterId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<Vec<u8>>> + Send;
+}

@@ -107,7 +107,7 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Export(ref args)) => {
             let scope = operator_scope(&store, &args.user).await?;
-            crate::export::run(&store, &scope, args).await
+            crate::export::run(store.clone(), &scope, args).await
         }
     }
 }
@@ -231,7 +231,10 @@ async fn serve(cli: &Cli, store: Arc<Store>, args: ServeArgs) -> anyhow::Result<
     let mut ingest = IngestOptions::default();
     ingest.api_keys.rate_limit = RateQuota::per_minute(args.ingest_rate_limit);
     let accounts = crate::accounts::from_args(&args.accounts, &cli.data_dir)?;
-    let state = crate::AppState::new(store, accounts, &ingest);
+    let mut state = crate::AppState::new(store, accounts, &ingest);
+    if let Some(addr) = args.collector_listen.0 {
+        state.collector_port = addr.port();
+    }
     let mut rx = stop_rx.clone();
     let web = crate::run_with(listener, state, async move {
         let _ = rx.wait_for(|stop| *stop).await;

@@ -29,6 +29,9 @@ pub struct AppState {
     pub api_keys: Arc<ApiKeys>,
     /// Group commit of pushed readings.
     pub batcher: Arc<Batcher>,
+    /// The port Solarman loggers connect to, shown in the connection help: the collector's
+    /// port when it runs in this process, else 10000 (the loggers' default).
+    pub collector_port: u16,
 }
 
 impl AppState {
@@ -37,6 +40,7 @@ impl AppState {
         Self {
             api_keys: Arc::new(ApiKeys::new(store.clone(), &ingest.api_keys)),
             batcher: Batcher::new(store.clone(), ingest.max_batch_readings),
+            collector_port: 10000,
             accounts,
             store,
         }

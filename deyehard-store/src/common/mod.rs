@@ -21,6 +21,7 @@
 pub(crate) mod accounts;
 pub(crate) mod devices;
 pub(crate) mod energy;
+pub(crate) mod export;
 pub(crate) mod maintenance;
 pub(crate) mod reads;
 pub(crate) mod upkeep;

@@ -14,6 +14,8 @@ mod devices;
 #[cfg(test)]
 mod energy;
 #[cfg(test)]
+mod export;
+#[cfg(test)]
 mod harness;
 #[cfg(test)]
 mod inverters;
@@ -75,6 +77,7 @@ conformance! {
     maintenance::deleting_a_user_leaves_no_orphans,
     maintenance::retention_deletes_only_old_rows,
     maintenance::backend_info_reports_the_backend,
+    export::dc_channels_of_a_range,
 }
 
 /// PostgreSQL-only tests (RLS has no SQLite counterpart: there, the SQL's `WHERE user_id` is

@@ -11,15 +11,21 @@ pub mod apikey_auth;
 pub mod auth;
 pub mod ingest;
 mod ingest_schema;
+pub mod inverter_input;
+pub mod inverters;
 pub mod keys;
 pub mod me;
+pub mod readings;
+mod reply;
 
 use poem_openapi::{OpenApiService, Tags};
 
 use admin::AdminApi;
 use auth::AuthApi;
+use inverters::InvertersApi;
 use keys::KeysApi;
 use me::MeApi;
+use readings::ReadingsApi;
 
 pub use apikey_auth::{ApiKeyOptions, ApiKeys, DeviceAuth};
 pub use ingest::{IngestApi, IngestError, MAX_PUSH_BYTES};
@@ -56,14 +62,34 @@ pub enum ApiTags {
     Account,
     /// Administration (superusers only, re-checked on every request).
     Admin,
+    /// The signed-in user's inverters: add, list with live status, change, delete.
+    Inverters,
+    /// Readings of an inverter: JSON pages and CSV exports.
+    Readings,
 }
 
 /// Every API struct of the server.
-pub type Api = (IngestApi, AuthApi, MeApi, KeysApi, AdminApi);
+pub type Api = (
+    IngestApi,
+    AuthApi,
+    MeApi,
+    KeysApi,
+    AdminApi,
+    InvertersApi,
+    ReadingsApi,
+);
 
 /// The OpenAPI service: nest it at [`API_PREFIX`].
 pub fn service() -> OpenApiService<Api, ()> {
-    let apis = (IngestApi, AuthApi, MeApi, KeysApi, AdminApi);
+    let apis = (
+        IngestApi,
+        AuthApi,
+        MeApi,
+        KeysApi,
+        AdminApi,
+        InvertersApi,
+        ReadingsApi,
+    );
     OpenApiService::new(apis, "deyehard", env!("CARGO_PKG_VERSION"))
         .description(
             "Monitoring for solar inverters. Devices push readings with an API key of their \

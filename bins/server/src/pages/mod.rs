@@ -12,6 +12,9 @@
 //! escape what users and devices supplied.
 
 mod auth;
+mod export;
+mod inverter_views;
+mod inverters;
 mod start;
 
 use askama::Template;
@@ -30,6 +33,7 @@ pub const LANG_COOKIE: &str = "deyehard_lang";
 
 /// Adds every page to `route`.
 pub fn add_routes(route: Route) -> Route {
+    let route = inverters::add_routes(export::add_routes(route));
     start::add_routes(auth::add_routes(route))
 }
 
