@@ -26,12 +26,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches};
-use deyehard_solarman::listener::{FrameSink, Listener, ListenerConfig, SinkError};
+use deyehard_solarman::listener::{FrameSink, Listener, SinkError};
 use deyehard_solarman::spool::SpoolingSink;
 use deyehard_solarman::{FrameContent, FrameEvent};
 use deyehard_store::{Maintenance, Store, StoreOptions};
 use tokio::net::TcpListener;
 
+pub use deyehard_solarman::listener::ListenerConfig;
 pub use sink::{BackfillReport, StoreSink, backfill_logger};
 
 /// How the collector runs.
@@ -193,8 +194,11 @@ pub fn init_logging(format: config::LogFormat, filter: &str) {
     use tracing_subscriber::EnvFilter;
     let parsed = EnvFilter::try_new(filter);
     let bad_filter = parsed.is_err();
+    // Colours only on a terminal: journald, files and pipes get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(parsed.unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match format {
         config::LogFormat::Text => builder.try_init(),
@@ -306,7 +310,7 @@ impl<S: FrameSink> FrameSink for Counted<S> {
         };
         let result = self.0.record(event).await;
         if let (Some(source), Ok(())) = (source, &result) {
-            metrics::counter!("deyehard_readings_ingested_total", "source" => source).increment(1);
+            metrics::counter!(ops::READINGS_INGESTED, "source" => source).increment(1);
         }
         result
     }

@@ -29,6 +29,10 @@ const LATENCY_BUCKETS: &[f64] = &[
 /// Name of the request duration histogram (the server's middleware records it).
 pub const HTTP_DURATION: &str = "deyehard_http_request_duration_seconds";
 
+/// Name of the counter of stored readings, labelled by `source` (`opendtu`, `victron`,
+/// `solarman`, `solarman_buffered`).
+pub const READINGS_INGESTED: &str = "deyehard_readings_ingested_total";
+
 /// The process's Prometheus handle; the first call installs the recorder. If another
 /// recorder was installed before (an embedding program's), this handle renders only what it
 /// recorded itself, which is nothing.
@@ -53,10 +57,12 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
 pub fn render_metrics(store: &Store) -> String {
     let handle = metrics_handle();
     for pool in store.pool_stats() {
-        let busy = f64::from(pool.size) - pool.idle as f64;
-        let labels = |state: &'static str| [("pool", pool.name), ("state", state)];
-        metrics::gauge!("deyehard_db_pool_connections", &labels("idle")).set(pool.idle as f64);
-        metrics::gauge!("deyehard_db_pool_connections", &labels("busy")).set(busy.max(0.0));
+        let idle = pool.idle as f64;
+        let busy = (f64::from(pool.size) - idle).max(0.0);
+        metrics::gauge!("deyehard_db_pool_connections", "pool" => pool.name, "state" => "idle")
+            .set(idle);
+        metrics::gauge!("deyehard_db_pool_connections", "pool" => pool.name, "state" => "busy")
+            .set(busy);
         metrics::gauge!("deyehard_db_pool_max_connections", "pool" => pool.name)
             .set(f64::from(pool.max));
     }

@@ -418,3 +418,35 @@ fn readme_configuration_table_is_current() {
         "the README's configuration table is out of date: run `UPDATE_README=1 cargo test -p deyehard-collector readme`"
     );
 }
+
+/// `.env.example` names only variables the configuration reads.
+#[test]
+fn env_example_names_only_known_variables() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.env.example");
+    let text = std::fs::read_to_string(path).unwrap();
+    let known: Vec<String> = SETTINGS
+        .iter()
+        .flat_map(|s| {
+            let mut names = vec![s.env.to_owned()];
+            names.extend(s.env_file());
+            names.extend(s.env_aliases.iter().map(|a| (*a).to_owned()));
+            names
+        })
+        .chain([CONFIG_FILE.env.to_owned()])
+        .collect();
+    let mut seen = 0;
+    for line in text.lines() {
+        let line = line.trim_start_matches('#');
+        let Some((name, _)) = line.split_once('=') else {
+            continue;
+        };
+        if name.chars().all(|c| c.is_ascii_uppercase() || c == '_') && !name.is_empty() {
+            assert!(
+                known.iter().any(|k| k == name),
+                "{name} in .env.example is not a setting"
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen > 10, "the example lists the common variables");
+}
