@@ -158,7 +158,7 @@ fn a_bad_value_names_the_key_and_where_it_came_from() {
         "{example}"
     );
     assert!(
-        !example.contains("base_url"),
+        !example.contains("smtp_host"),
         "server keys are not the collector's"
     );
 }
