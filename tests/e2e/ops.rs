@@ -89,7 +89,7 @@ async fn metrics_move_after_a_push_and_a_collector_frame(backend: Backend) {
         .unwrap()
         .to_owned();
     let unknown = http_client()
-        .get(server.url("/api/no/such/thing/12345"))
+        .get(server.url("/no-such-page/12345"))
         .send()
         .await
         .unwrap();
