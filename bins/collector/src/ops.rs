@@ -180,7 +180,7 @@ pub async fn probe(addr: SocketAddr, path: Option<&str>) -> Result<(), ProbeErro
         };
         let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await?;
-        let mut head = vec![0u8; 64];
+        let mut head = [0u8; 64];
         let mut len = 0;
         while len < head.len() {
             let n = stream.read(&mut head[len..]).await?;
