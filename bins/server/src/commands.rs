@@ -203,10 +203,13 @@ async fn serve(settings: &ServerSettings, store: Arc<Store>) -> anyhow::Result<(
     let stopped = move |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    let mut collector_addr = None;
     let collector = match args.collector_listen {
         Some(addr) => {
             let listener = bind(addr, "collector_listen").await?;
-            tracing::info!(addr = %listener.local_addr()?, "collector listening");
+            let bound = listener.local_addr()?;
+            collector_addr = Some(bound);
+            tracing::info!(addr = %bound, "collector listening");
             let mut options =
                 deyehard_collector::CollectorOptions::new(settings.data_dir.join("spool"));
             options.listener = args.collector.clone();
@@ -229,10 +232,10 @@ async fn serve(settings: &ServerSettings, store: Arc<Store>) -> anyhow::Result<(
     let listener = bind(args.listen, "listen").await?;
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, "web server listening");
-    eprintln!("{}", banner(settings, local));
     let mut ingest = IngestOptions::default();
     ingest.api_keys.rate_limit = RateQuota::per_minute(args.ingest_rate_limit);
     let accounts = crate::accounts::from_args(&args.accounts, &settings.data_dir)?;
+    eprintln!("{}", banner(settings, local, collector_addr));
     let mut state = crate::AppState::new(store.clone(), accounts, &ingest);
     if args.metrics_listen != MetricsListen::Web {
         state = state.without_metrics();
@@ -268,7 +271,11 @@ async fn bind(addr: std::net::SocketAddr, key: &str) -> anyhow::Result<TcpListen
 
 /// What a person starting the server needs to know: where to open it, where the data is, and
 /// the exact command that creates the first administrator (with the same data directory).
-fn banner(settings: &ServerSettings, local: std::net::SocketAddr) -> String {
+fn banner(
+    settings: &ServerSettings,
+    local: std::net::SocketAddr,
+    collector: Option<std::net::SocketAddr>,
+) -> String {
     let host = if local.ip().is_unspecified() {
         "localhost".to_owned()
     } else {
@@ -278,8 +285,11 @@ fn banner(settings: &ServerSettings, local: std::net::SocketAddr) -> String {
         Some(url) => format!("PostgreSQL {url}"),
         None => format!("SQLite {}", settings.data_dir.join("deyehard.db").display()),
     };
-    let collector = match settings.serve.collector_listen {
-        Some(addr) => format!("Solarman loggers connect to TCP {addr} (\"Server B\")"),
+    let collector = match collector {
+        Some(addr) => format!(
+            "Solarman loggers connect to TCP port {} (\"Server B\")",
+            addr.port()
+        ),
         None => "Solarman collector off".to_owned(),
     };
     // `cargo run` sets CARGO for the program it runs: repeat the command the person used.
