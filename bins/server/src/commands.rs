@@ -3,6 +3,7 @@
 //! Provisioning commands print only their result on stdout (an id, a key); messages go to
 //! stderr through the log, so scripts can capture the output.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -12,6 +13,8 @@ use deyehard_store::{
     ApiKeyStore, InverterFields, InverterStore, Maintenance, NewUser, Store, UserStore,
 };
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::api::IngestOptions;
 use crate::cli::{ApiKeyCommand, Cli, Command, InverterAddArgs, InverterCommand, UserCommand};
@@ -199,32 +202,14 @@ async fn serve(settings: &ServerSettings, store: Arc<Store>) -> anyhow::Result<(
     );
     tracing::debug!(?settings, "configuration");
     deyehard_collector::ops::metrics_handle();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    let mut collector_addr = None;
-    let collector = match args.collector_listen {
-        Some(addr) => {
-            let listener = bind(addr, "collector_listen").await?;
-            let bound = listener.local_addr()?;
-            collector_addr = Some(bound);
-            tracing::info!(addr = %bound, "collector listening");
-            let mut options =
-                deyehard_collector::CollectorOptions::new(settings.data_dir.join("spool"));
-            options.listener = args.collector.clone();
-            let running =
-                deyehard_collector::run(listener, store.clone(), options, stopped(stop_rx.clone()));
-            Some(tokio::spawn(running))
-        }
-        None => None,
-    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let collector = start_collector(settings, &store, &stop_rx).await?;
     let metrics = match args.metrics_listen {
         MetricsListen::Addr(addr) => {
             let listener = bind(addr, "metrics_listen").await?;
             tracing::info!(addr = %listener.local_addr()?, "metrics listening");
             let serving =
-                deyehard_collector::ops::serve(listener, store.clone(), stopped(stop_rx.clone()));
+                deyehard_collector::ops::serve(listener, store.clone(), stopped(&stop_rx));
             Some(tokio::spawn(serving))
         }
         MetricsListen::Web | MetricsListen::Off => None,
@@ -235,12 +220,15 @@ async fn serve(settings: &ServerSettings, store: Arc<Store>) -> anyhow::Result<(
     let mut ingest = IngestOptions::default();
     ingest.api_keys.rate_limit = RateQuota::per_minute(args.ingest_rate_limit);
     let accounts = crate::accounts::from_args(&args.accounts, &settings.data_dir)?;
-    eprintln!("{}", banner(settings, local, collector_addr));
+    eprintln!(
+        "{}",
+        banner(settings, local, collector.as_ref().map(|c| c.0))
+    );
     let mut state = crate::AppState::new(store.clone(), accounts, &ingest);
     if args.metrics_listen != MetricsListen::Web {
         state = state.without_metrics();
     }
-    let web = crate::run_with(listener, state, stopped(stop_rx));
+    let web = crate::run_with(listener, state, stopped(&stop_rx));
     let stop = stop_tx.clone();
     tokio::spawn(async move {
         deyehard_collector::shutdown_signal().await;
@@ -250,7 +238,7 @@ async fn serve(settings: &ServerSettings, store: Arc<Store>) -> anyhow::Result<(
     // Whatever ended the web server also ends the collector and the metrics listener.
     let _ = stop_tx.send(true);
     web_result.context("web server")?;
-    if let Some(task) = collector {
+    if let Some((_, task)) = collector {
         task.await.context("collector task")?.context("collector")?;
     }
     if let Some(task) = metrics {
@@ -261,6 +249,32 @@ async fn serve(settings: &ServerSettings, store: Arc<Store>) -> anyhow::Result<(
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Resolves once `stop` turns true.
+fn stopped(stop: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+    let mut stop = stop.clone();
+    async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    }
+}
+
+/// The in-process collector, if configured: its bound address and its task.
+async fn start_collector(
+    settings: &ServerSettings,
+    store: &Arc<Store>,
+    stop: &watch::Receiver<bool>,
+) -> anyhow::Result<Option<(std::net::SocketAddr, JoinHandle<anyhow::Result<()>>)>> {
+    let Some(addr) = settings.serve.collector_listen else {
+        return Ok(None);
+    };
+    let listener = bind(addr, "collector_listen").await?;
+    let bound = listener.local_addr()?;
+    tracing::info!(addr = %bound, "collector listening");
+    let mut options = deyehard_collector::CollectorOptions::new(settings.data_dir.join("spool"));
+    options.listener = settings.serve.collector.clone();
+    let running = deyehard_collector::run(listener, store.clone(), options, stopped(stop));
+    Ok(Some((bound, tokio::spawn(running))))
 }
 
 async fn bind(addr: std::net::SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
