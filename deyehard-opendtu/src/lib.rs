@@ -5,8 +5,10 @@
 //! parsing, validation with messages that name the field and the inverter, conversion into
 //! `deyehard-core` readings at full precision, and the response body of the original backend.
 //!
-//! It leaves out HTTP, authentication and storage: an embedder can parse and validate a push
-//! with nothing but this crate.
+//! It leaves out authentication and storage, and HTTP unless asked: an embedder can parse and
+//! validate a push with nothing but this crate, or, with the `poem` feature, mount the whole
+//! endpoint (`endpoint::OpenDtuEndpoint`) in a poem application with its own authentication
+//! and storage.
 //!
 //! ```
 //! use chrono::{TimeZone, Utc};
@@ -71,6 +73,8 @@
 
 pub mod convert;
 mod de;
+#[cfg(feature = "poem")]
+pub mod endpoint;
 mod error;
 mod model;
 mod response;

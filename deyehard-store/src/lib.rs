@@ -60,7 +60,7 @@ pub use model::{
 pub use pg::PgStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
-pub use store::Store;
+pub use store::{PoolStats, Store};
 pub use traits::{
     AdminStore, ApiKeyStore, ExportReader, InverterStore, Maintenance, RawFrameStore,
     ReadingReader, ReadingWriter, StoreResult, UnclaimedLoggerStore, UserStore,

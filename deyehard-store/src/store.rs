@@ -21,6 +21,31 @@ use crate::traits::{
     ReadingReader, ReadingWriter, StoreResult, UnclaimedLoggerStore, UserStore,
 };
 
+/// One connection pool of a store, at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// `main` (PostgreSQL), `writer` or `reader` (SQLite).
+    pub name: &'static str,
+    /// Open connections, idle or in use.
+    pub size: u32,
+    /// Open connections not in use.
+    pub idle: usize,
+    /// Most connections the pool opens.
+    pub max: u32,
+}
+
+impl PoolStats {
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) fn of<DB: sqlx::Database>(name: &'static str, pool: &sqlx::Pool<DB>) -> Self {
+        Self {
+            name,
+            size: pool.size(),
+            idle: pool.num_idle(),
+            max: pool.options().get_max_connections(),
+        }
+    }
+}
+
 /// A store on one of the compiled-in backends. Implements every capability trait by
 /// delegation.
 #[derive(Debug, Clone)]
@@ -63,6 +88,17 @@ impl Store {
             Err(crate::StoreError::Invalid(
                 "this build has no SQLite backend (feature `sqlite`)".into(),
             ))
+        }
+    }
+
+    /// The connection pools and their use, for metrics: SQLite has a `writer` and a `reader`
+    /// pool, PostgreSQL one `main` pool.
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(store) => store.pool_stats(),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(store) => store.pool_stats(),
         }
     }
 

@@ -337,7 +337,8 @@ pub trait AdminStore {
 pub trait Maintenance {
     /// Backend, TimescaleDB use and retention, for the startup report.
     fn backend_info(&self) -> impl Future<Output = StoreResult<BackendInfo>> + Send;
-    /// A cheap round trip for readiness checks.
+    /// A cheap round trip for readiness checks: the database answers and the newest migration
+    /// of this build is applied ([`crate::StoreError::Unavailable`] otherwise).
     fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
     /// Deletes measurements, DC measurements and raw frames older than `now - days` (for the
     /// hypertables TimescaleDB's policy does this instead), plus unclaimed loggers not seen

@@ -24,4 +24,5 @@ mod accounts;
 mod collector;
 mod ingest;
 mod inverters;
+mod ops;
 mod support;

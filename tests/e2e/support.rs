@@ -37,7 +37,8 @@ fn pg_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
-fn with_database(url: &str, db: &str) -> String {
+/// `url` (a PostgreSQL server URL) with its database replaced by `db`.
+pub fn with_database(url: &str, db: &str) -> String {
     let base = url.split('?').next().unwrap_or(url);
     let (server, _) = base.rsplit_once('/').unwrap_or((base, ""));
     format!("{server}/{db}")

@@ -7,23 +7,32 @@
 //!
 //! [`run`] is what both binaries use: `deyehard-collector` alone, and `deyehard-server`, which
 //! runs it in-process by default. `deyehard-collector decode` prints what captured frames mean.
+//!
+//! Both binaries also share from here: the layered configuration ([`config`]), the metrics
+//! recorder and the health endpoints ([`ops`]), logging ([`init_logging`]) and the shutdown
+//! signal ([`shutdown_signal`]).
 
 pub mod cli;
+pub mod config;
 pub mod decode;
+pub mod ops;
 mod sink;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
-use deyehard_solarman::listener::{Listener, ListenerConfig};
+use clap::{CommandFactory, FromArgMatches};
+use deyehard_solarman::listener::{FrameSink, Listener, SinkError};
 use deyehard_solarman::spool::SpoolingSink;
+use deyehard_solarman::{FrameContent, FrameEvent};
 use deyehard_store::{Maintenance, Store, StoreOptions};
 use tokio::net::TcpListener;
 
+pub use deyehard_solarman::listener::ListenerConfig;
 pub use sink::{BackfillReport, StoreSink, backfill_logger};
 
 /// How the collector runs.
@@ -64,7 +73,7 @@ pub async fn run(
     let replay = tokio::spawn(spool.clone().run_replay(async move {
         let _ = replay_stop.wait_for(|stop| *stop).await;
     }));
-    let served = Listener::new(options.listener, spool)
+    let served = Listener::new(options.listener, Arc::new(Counted(spool)))
         .serve(listener, async move {
             shutdown.await;
             let _ = stop_tx.send(true);
@@ -76,10 +85,89 @@ pub async fn run(
     served.context("collector listener")
 }
 
-/// Parses the command line, runs the command and maps the outcome to an exit code.
+/// The typed configuration of `deyehard-collector` (see [`config`] for the layers).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Data directory (SQLite database, spool).
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL, or `None` for SQLite in the data directory.
+    pub database_url: Option<config::DatabaseUrl>,
+    /// Retention window, days.
+    pub retention_days: u32,
+    /// Log format.
+    pub log_format: config::LogFormat,
+    /// Log filter.
+    pub log: String,
+    /// Where loggers connect.
+    pub listen: SocketAddr,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Listener settings.
+    pub listener: ListenerConfig,
+}
+
+impl Settings {
+    /// Parses the collector's settings.
+    ///
+    /// # Errors
+    /// A value that does not parse, named with its key and origin.
+    pub fn from_config(config: &config::Config) -> Result<Self, config::ConfigError> {
+        let listen = config.parse("collector_listen", |v| {
+            v.parse::<config::Listen>()?
+                .0
+                .ok_or_else(|| "the collector needs an address to listen on".to_owned())
+        })?;
+        let mut listener = ListenerConfig {
+            max_connections: config.get("collector_max_connections")?,
+            reply_last_field: config.get("collector_reply_last_field")?,
+            ..ListenerConfig::default()
+        };
+        listener.max_connections = listener.max_connections.max(1);
+        Ok(Self {
+            data_dir: config.get("data_dir")?,
+            database_url: config.get_opt("database_url")?,
+            retention_days: config.get("retention_days")?,
+            log_format: config.get("log_format")?,
+            log: config.get("log")?,
+            listen,
+            metrics_listen: config.get::<config::Listen>("collector_metrics_listen")?.0,
+            listener,
+        })
+    }
+
+    /// The store options these settings ask for.
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            retention_days: self.retention_days,
+            ..StoreOptions::default()
+        }
+    }
+}
+
+/// Parses the command line and the configuration, runs the command and maps the outcome to an
+/// exit code (2 for a configuration error).
 pub fn main_entry() -> ExitCode {
-    let cli = cli::Cli::parse();
-    init_logging(cli.log_json);
+    let matches = config::add_flags(cli::Cli::command(), config::Binary::Collector).get_matches();
+    let cli = match cli::Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if matches!(cli.command, Some(cli::Command::PrintConfig)) {
+        print!("{}", config::example_file(config::Binary::Collector));
+        return ExitCode::SUCCESS;
+    }
+    let flags = config::flag_values(&matches, config::Binary::Collector);
+    let loaded = config::Environment::from_process()
+        .and_then(|env| config::Config::load(config::Binary::Collector, &env, &flags))
+        .and_then(|config| Settings::from_config(&config));
+    let settings = match loaded {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(settings.log_format, &settings.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -90,7 +178,7 @@ pub fn main_entry() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    match runtime.block_on(dispatch(cli, settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -99,30 +187,50 @@ pub fn main_entry() -> ExitCode {
     }
 }
 
-fn init_logging(json: bool) {
+/// Logs to stderr, as text or JSON lines, filtered by `filter` (a `tracing` filter such as
+/// `info,sqlx=warn`; an invalid one falls back to `info` with a warning). A second call is
+/// harmless (tests).
+pub fn init_logging(format: config::LogFormat, filter: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("DEYEHARD_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let parsed = EnvFilter::try_new(filter);
+    let bad_filter = parsed.is_err();
+    // Colours only on a terminal: journald, files and pipes get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(parsed.unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
+    let _ = match format {
+        config::LogFormat::Text => builder.try_init(),
+        config::LogFormat::Json => builder.json().try_init(),
     };
-}
-
-async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Some(cli::Command::Decode(ref args)) => decode_command(args),
-        Some(cli::Command::Serve(ref args)) => serve(&cli, args.clone()).await,
-        None => serve(&cli, cli::ServeArgs::default()).await,
+    if bad_filter {
+        tracing::warn!(filter, "the log filter is not valid; logging at info");
     }
 }
 
-fn decode_command(args: &cli::DecodeArgs) -> anyhow::Result<()> {
+async fn dispatch(cli: cli::Cli, settings: Settings) -> anyhow::Result<()> {
+    match cli.command {
+        Some(cli::Command::Decode(ref args)) => {
+            decode_command(args, settings.listener.reply_last_field)
+        }
+        Some(cli::Command::Healthcheck) => {
+            let (addr, path) = match settings.metrics_listen {
+                Some(addr) => (addr, Some("/readyz")),
+                None => (settings.listen, None),
+            };
+            ops::probe(ops::local_address(addr), path).await?;
+            Ok(())
+        }
+        Some(cli::Command::PrintConfig) => {
+            print!("{}", config::example_file(config::Binary::Collector));
+            Ok(())
+        }
+        Some(cli::Command::Serve) | None => serve(&settings).await,
+    }
+}
+
+fn decode_command(args: &cli::DecodeArgs, reply_last_field: u32) -> anyhow::Result<()> {
     use std::io::Read;
     let input = match &args.file {
         Some(path) if path.as_os_str() != "-" => std::fs::read_to_string(path)
@@ -137,27 +245,75 @@ fn decode_command(args: &cli::DecodeArgs) -> anyhow::Result<()> {
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    decode::run(&input, args.reply_at, args.reply_last_field, &mut out).context("cannot write")?;
+    decode::run(&input, args.reply_at, reply_last_field, &mut out).context("cannot write")?;
     Ok(())
 }
 
-async fn serve(cli: &cli::Cli, args: cli::ServeArgs) -> anyhow::Result<()> {
-    let store = open_store(
-        cli.database_url.as_deref(),
-        &cli.data_dir,
-        &StoreOptions::default(),
-    )
-    .await?;
+async fn serve(settings: &Settings) -> anyhow::Result<()> {
+    ops::metrics_handle();
+    let url = settings
+        .database_url
+        .as_ref()
+        .map(config::DatabaseUrl::expose);
+    let store = open_store(url, &settings.data_dir, &settings.store_options()).await?;
+    let store = Arc::new(store);
     let info = store.backend_info().await?;
     tracing::info!(backend = ?info.kind, timescaledb = info.timescaledb, "store ready");
-    let listener = TcpListener::bind(args.listen)
+    let listener = TcpListener::bind(settings.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+        .with_context(|| format!("cannot listen on {} (collector_listen)", settings.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "collector listening");
-    let mut options = CollectorOptions::new(cli.data_dir.join("spool"));
-    options.listener.max_connections = args.max_connections;
-    options.listener.reply_last_field = args.reply_last_field;
-    run(listener, Arc::new(store), options, shutdown_signal()).await
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let ops_task = match settings.metrics_listen {
+        Some(addr) => {
+            let ops_listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (collector_metrics_listen)"))?;
+            tracing::info!(addr = %ops_listener.local_addr()?, "metrics, healthz and readyz listening");
+            let serving = ops::serve(ops_listener, store.clone(), stopped(stop_rx.clone()));
+            Some(tokio::spawn(serving))
+        }
+        None => None,
+    };
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let mut options = CollectorOptions::new(settings.data_dir.join("spool"));
+    options.listener = settings.listener.clone();
+    let result = run(listener, store.clone(), options, stopped(stop_rx)).await;
+    if let Some(task) = ops_task {
+        task.await
+            .context("ops listener task")?
+            .context("ops listener")?;
+    }
+    store.close().await;
+    result
+}
+
+/// Counts the readings of acknowledged data frames by source (`deyehard_readings_ingested_total`,
+/// the same counter the server's push endpoints add to): stored, spooled, or kept raw for a
+/// logger nobody has claimed yet.
+struct Counted<S>(Arc<S>);
+
+impl<S: FrameSink> FrameSink for Counted<S> {
+    async fn record(&self, event: FrameEvent) -> Result<(), SinkError> {
+        let source = match &event.content {
+            FrameContent::Data {
+                decoded: Some(data),
+                ..
+            } => Some(data.reading.source.as_str()),
+            _ => None,
+        };
+        let result = self.0.record(event).await;
+        if let (Some(source), Ok(())) = (source, &result) {
+            metrics::counter!(ops::READINGS_INGESTED, "source" => source).increment(1);
+        }
+        result
+    }
 }
 
 /// Opens the PostgreSQL database at `database_url`, or (when it is unset or empty) the embedded

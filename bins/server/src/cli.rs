@@ -1,10 +1,9 @@
 //! Command line of `deyehard-server`.
 //!
-//! Every flag can also come from the environment (names in the flag docs); flags win.
-//! `--data-dir` is global: it may stand before or after the subcommand.
-
-use std::net::SocketAddr;
-use std::path::PathBuf;
+//! The configuration flags (`--data-dir`, `--listen`, `--database-url`, …) are not declared
+//! here: they come from the settings table (`deyehard_collector::config`) and are global, so
+//! they may stand before or after the subcommand. [`crate::config`] turns them, the
+//! environment and the config file into typed settings.
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -13,48 +12,16 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "deyehard-server", version, about)]
 pub struct Cli {
-    /// Where the embedded database, generated secrets, the outbox and the spool live.
-    #[arg(long, global = true, env = "DEYEHARD_DATA_DIR", default_value = "data")]
-    pub data_dir: PathBuf,
-
-    /// PostgreSQL URL (`postgres://…`); unset means the embedded SQLite database in the data directory.
-    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
-
-    /// Days of raw readings and raw frames to keep.
-    #[arg(
-        long,
-        global = true,
-        env = "DEYEHARD_RETENTION_DAYS",
-        default_value_t = 730
-    )]
-    pub retention_days: u32,
-
-    /// Log format.
-    #[arg(long, global = true, env = "DEYEHARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
 /// Subcommands.
-// Parsed once per process: the size of the `serve` options does not matter.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the web app, the API and (unless disabled) the Solarman collector.
-    Serve(ServeArgs),
+    /// Serve the web app, the API and (unless `--collector-listen off`) the Solarman collector.
+    Serve,
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -66,136 +33,68 @@ pub enum Command {
     Inverter(InverterCommand),
     /// Print a user's readings on stdout, in time order (JSON lines or CSV).
     Export(ExportArgs),
+    /// Print a commented example configuration file with every key and its default.
+    PrintConfig,
+    /// Exit 0 when the server on `--listen` answers `/readyz` with 200: the container health
+    /// check.
+    Healthcheck,
 }
 
-/// Options of `serve`.
-#[derive(Debug, Clone, Args)]
-pub struct ServeArgs {
-    /// Address of the web app and API.
-    #[arg(long, env = "DEYEHARD_LISTEN", default_value = "0.0.0.0:8000")]
-    pub listen: SocketAddr,
-    /// Address of the Solarman collector (TCP, port 10000 is what loggers use); `off` disables it.
-    #[arg(
-        long,
-        env = "DEYEHARD_COLLECTOR_LISTEN",
-        default_value = "0.0.0.0:10000"
-    )]
-    pub collector_listen: CollectorListen,
-    /// Pushes per minute per API key (also the burst size); 0 disables the limit.
-    #[arg(long, env = "DEYEHARD_INGEST_RATE_LIMIT", default_value_t = DEFAULT_INGEST_RATE_LIMIT)]
-    pub ingest_rate_limit: u32,
-    /// Accounts, sessions, secrets and mail.
-    #[command(flatten)]
-    pub accounts: AccountArgs,
-}
-
-/// Default of `--ingest-rate-limit`: a DTU pushes once a minute, so hundreds of DTUs can share a
-/// key.
-pub const DEFAULT_INGEST_RATE_LIMIT: u32 = 600;
-
-impl Default for ServeArgs {
-    fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([0, 0, 0, 0], 8000)),
-            collector_listen: CollectorListen(Some(SocketAddr::from(([0, 0, 0, 0], 10000)))),
-            ingest_rate_limit: DEFAULT_INGEST_RATE_LIMIT,
-            accounts: AccountArgs::default(),
-        }
-    }
-}
-
-/// Options of the account flows (part of `serve`).
-#[derive(Clone, Args)]
+/// Options of the account flows (part of serving), as configured.
+#[derive(Clone, Default)]
 pub struct AccountArgs {
     /// Public URL of the server, used in mailed links.
-    #[arg(long, env = "BASE_URL", default_value = "http://localhost:8000")]
     pub base_url: String,
     /// Mark cookies Secure (and send HSTS); `false` only for plain-http development.
-    #[arg(long, env = "COOKIE_SECURE", default_value_t = true, action = clap::ArgAction::Set)]
     pub cookie_secure: bool,
     /// Production profile: refuse missing, short or example secrets and insecure cookies.
-    #[arg(long)]
     pub production: bool,
-    /// `production` turns on the production profile (like `--production`).
-    #[arg(long = "env", env = "DEYEHARD_ENV", default_value = "development")]
+    /// `production` turns on the production profile (like `production`).
     pub environment: String,
     /// Session signing secret, at least 32 bytes (generated in development when unset).
-    #[arg(long, env = "AUTH_SECRET", hide_env_values = true)]
     pub auth_secret: Option<String>,
-    /// File holding AUTH_SECRET.
-    #[arg(long, env = "AUTH_SECRET_FILE")]
+    /// File holding AUTH_SECRET (the configuration reads such files itself and leaves this
+    /// unset).
     pub auth_secret_file: Option<std::path::PathBuf>,
     /// Fernet key for mailed links (generated in development when unset).
-    #[arg(long, env = "ENCRYPTION_KEY", hide_env_values = true)]
     pub encryption_key: Option<String>,
-    /// File holding ENCRYPTION_KEY.
-    #[arg(long, env = "ENCRYPTION_KEY_FILE")]
+    /// File holding ENCRYPTION_KEY (see `auth_secret_file`).
     pub encryption_key_file: Option<std::path::PathBuf>,
     /// SMTP server; unset writes mail to `<data-dir>/outbox/`.
-    #[arg(long, env = "SMTP_HOST")]
     pub smtp_host: Option<String>,
     /// SMTP port (default: 587 for STARTTLS, 465 for TLS).
-    #[arg(long, env = "SMTP_PORT")]
     pub smtp_port: Option<u16>,
     /// SMTP user name.
-    #[arg(long, env = "SMTP_USERNAME")]
     pub smtp_username: Option<String>,
     /// SMTP password.
-    #[arg(long, env = "SMTP_PASSWORD", hide_env_values = true)]
     pub smtp_password: Option<String>,
     /// Sender address of mail.
-    #[arg(
-        long,
-        env = "SMTP_FROM",
-        default_value = "deyehard <noreply@localhost>"
-    )]
     pub smtp_from: String,
     /// `starttls`, `tls` or `none`.
-    #[arg(long, env = "SMTP_TLS", value_enum, default_value_t = crate::mail::SmtpTls::Starttls)]
     pub smtp_tls: crate::mail::SmtpTls,
-    /// Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For is believed.
-    #[arg(long, env = "DEYEHARD_TRUSTED_PROXIES", default_value = "")]
+    /// Reverse proxies (addresses or networks) whose X-Forwarded-For is believed.
     pub trusted_proxies: crate::security::TrustedProxies,
     /// Time zone of new accounts that do not send one.
-    #[arg(
-        long,
-        env = "DEYEHARD_DEFAULT_TIME_ZONE",
-        default_value = "Europe/Berlin"
-    )]
     pub default_time_zone: String,
 }
 
 impl std::fmt::Debug for AccountArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |v: &Option<String>| v.as_ref().map(|_| "***");
         f.debug_struct("AccountArgs")
             .field("base_url", &self.base_url)
             .field("cookie_secure", &self.cookie_secure)
             .field("production", &self.is_production())
+            .field("auth_secret", &set(&self.auth_secret))
+            .field("encryption_key", &set(&self.encryption_key))
             .field("smtp_host", &self.smtp_host)
+            .field("smtp_port", &self.smtp_port)
+            .field("smtp_username", &self.smtp_username)
+            .field("smtp_password", &set(&self.smtp_password))
+            .field("smtp_from", &self.smtp_from)
+            .field("smtp_tls", &self.smtp_tls)
+            .field("default_time_zone", &self.default_time_zone)
             .finish_non_exhaustive()
-    }
-}
-
-impl Default for AccountArgs {
-    fn default() -> Self {
-        Self {
-            base_url: "http://localhost:8000".to_owned(),
-            cookie_secure: true,
-            production: false,
-            environment: "development".to_owned(),
-            auth_secret: None,
-            auth_secret_file: None,
-            encryption_key: None,
-            encryption_key_file: None,
-            smtp_host: None,
-            smtp_port: None,
-            smtp_username: None,
-            smtp_password: None,
-            smtp_from: "deyehard <noreply@localhost>".to_owned(),
-            smtp_tls: crate::mail::SmtpTls::Starttls,
-            trusted_proxies: crate::security::TrustedProxies::default(),
-            default_time_zone: "Europe/Berlin".to_owned(),
-        }
     }
 }
 
@@ -203,22 +102,6 @@ impl AccountArgs {
     /// Whether the production profile is on.
     pub fn is_production(&self) -> bool {
         self.production || self.environment.eq_ignore_ascii_case("production")
-    }
-}
-
-/// The collector's listen address, or `off`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CollectorListen(pub Option<SocketAddr>);
-
-impl std::str::FromStr for CollectorListen {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.eq_ignore_ascii_case("off") || s.eq_ignore_ascii_case("none") {
-            return Ok(Self(None));
-        }
-        s.parse()
-            .map(|a| Self(Some(a)))
-            .map_err(|e| format!("{s:?} is not an address like 0.0.0.0:10000 or `off`: {e}"))
     }
 }
 

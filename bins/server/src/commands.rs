@@ -3,29 +3,35 @@
 //! Provisioning commands print only their result on stdout (an id, a key); messages go to
 //! stderr through the log, so scripts can capture the output.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use deyehard_core::auth::{api_key, password};
 use deyehard_core::{DeviceSerial, InverterKind, LoggerSerial, TenantScope};
 use deyehard_store::{
-    ApiKeyStore, InverterFields, InverterStore, Maintenance, NewUser, Store, StoreOptions,
-    UserStore,
+    ApiKeyStore, InverterFields, InverterStore, Maintenance, NewUser, Store, UserStore,
 };
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::api::IngestOptions;
-use crate::cli::{
-    ApiKeyCommand, Cli, Command, InverterAddArgs, InverterCommand, ServeArgs, UserCommand,
-};
+use crate::cli::{ApiKeyCommand, Cli, Command, InverterAddArgs, InverterCommand, UserCommand};
+use crate::config::{MetricsListen, ServerSettings};
 use crate::ratelimit::RateQuota;
 
 /// Runs the command the command line names.
-pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
-    let store = Arc::new(open_store(&cli).await?);
+pub(crate) async fn dispatch(cli: Cli, settings: ServerSettings) -> anyhow::Result<()> {
+    if let Some(Command::Healthcheck) = cli.command {
+        let addr = deyehard_collector::ops::local_address(settings.serve.listen);
+        deyehard_collector::ops::probe(addr, Some("/readyz")).await?;
+        return Ok(());
+    }
+    let store = Arc::new(open_store(&settings).await?);
     match cli.command {
-        None => serve(&cli, store, ServeArgs::default()).await,
-        Some(Command::Serve(ref args)) => serve(&cli, store, args.clone()).await,
+        None | Some(Command::Serve) => serve(&settings, store).await,
+        Some(Command::PrintConfig | Command::Healthcheck) => Ok(()),
         Some(Command::User(UserCommand::Add {
             ref email,
             ref password,
@@ -112,13 +118,11 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Opens the store named by `DATABASE_URL`, or the embedded SQLite database in the data directory.
-pub async fn open_store(cli: &Cli) -> anyhow::Result<Store> {
-    let options = StoreOptions {
-        retention_days: cli.retention_days,
-        ..StoreOptions::default()
-    };
-    deyehard_collector::open_store(cli.database_url.as_deref(), &cli.data_dir, &options).await
+/// Opens the store named by `database_url`, or the embedded SQLite database in the data
+/// directory.
+pub async fn open_store(settings: &ServerSettings) -> anyhow::Result<Store> {
+    let url = settings.database_url.as_ref().map(|u| u.expose());
+    deyehard_collector::open_store(url, &settings.data_dir, &settings.store_options()).await
 }
 
 /// The operator runs the command line with the database in hand: they act for the user named
@@ -186,70 +190,158 @@ async fn add_inverter(store: &Store, args: &InverterAddArgs) -> anyhow::Result<i
     Ok(inverter.id.get())
 }
 
-async fn serve(cli: &Cli, store: Arc<Store>, args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(settings: &ServerSettings, store: Arc<Store>) -> anyhow::Result<()> {
+    let args = &settings.serve;
     let info = store.backend_info().await?;
     tracing::info!(
         backend = ?info.kind,
         timescaledb = info.timescaledb,
         retention_days = info.retention_days,
+        config_file = ?settings.config_file,
         "store ready"
     );
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let collector = match args.collector_listen.0 {
-        Some(addr) => {
-            let listener = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} (collector)"))?;
-            tracing::info!(addr = %listener.local_addr()?, "collector listening");
-            let options = deyehard_collector::CollectorOptions::new(cli.data_dir.join("spool"));
-            let mut rx = stop_rx.clone();
-            Some(tokio::spawn(deyehard_collector::run(
-                listener,
-                store.clone(),
-                options,
-                async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                },
-            )))
+    tracing::debug!(?settings, "configuration");
+    deyehard_collector::ops::metrics_handle();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let collector = start_collector(settings, &store, &stop_rx).await?;
+    let metrics = match args.metrics_listen {
+        MetricsListen::Addr(addr) => {
+            let listener = bind(addr, "metrics_listen").await?;
+            tracing::info!(addr = %listener.local_addr()?, "metrics listening");
+            let serving =
+                deyehard_collector::ops::serve(listener, store.clone(), stopped(&stop_rx));
+            Some(tokio::spawn(serving))
         }
-        None => None,
+        MetricsListen::Web | MetricsListen::Off => None,
     };
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (web)", args.listen))?;
+    let listener = bind(args.listen, "listen").await?;
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, "web server listening");
-    eprintln!(
-        "deyehard is running: open http://{}:{}/ (create the first admin with `deyehard-server user add --email you@example.com --password … --verified --superuser`)",
-        if local.ip().is_unspecified() {
-            "localhost".to_owned()
-        } else {
-            local.ip().to_string()
-        },
-        local.port()
-    );
     let mut ingest = IngestOptions::default();
     ingest.api_keys.rate_limit = RateQuota::per_minute(args.ingest_rate_limit);
-    let accounts = crate::accounts::from_args(&args.accounts, &cli.data_dir)?;
-    let mut state = crate::AppState::new(store, accounts, &ingest);
-    if let Some(addr) = args.collector_listen.0 {
+    let accounts = crate::accounts::from_args(&args.accounts, &settings.data_dir)?;
+    eprintln!(
+        "{}",
+        banner(settings, local, collector.as_ref().map(|c| c.0))
+    );
+    let mut state = crate::AppState::new(store.clone(), accounts, &ingest);
+    if let Some((addr, _)) = &collector {
         state.collector_port = addr.port();
     }
-    let mut rx = stop_rx.clone();
-    let web = crate::run_with(listener, state, async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    });
+    if args.metrics_listen != MetricsListen::Web {
+        state = state.without_metrics();
+    }
+    let web = crate::run_with(listener, state, stopped(&stop_rx));
     let stop = stop_tx.clone();
     tokio::spawn(async move {
         deyehard_collector::shutdown_signal().await;
         let _ = stop.send(true);
     });
     let web_result = web.await;
-    // Whatever ended the web server also ends the collector.
+    // Whatever ended the web server also ends the collector and the metrics listener.
     let _ = stop_tx.send(true);
     web_result.context("web server")?;
-    if let Some(task) = collector {
+    if let Some((_, task)) = collector {
         task.await.context("collector task")?.context("collector")?;
     }
+    if let Some(task) = metrics {
+        task.await
+            .context("metrics task")?
+            .context("metrics listener")?;
+    }
+    store.close().await;
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// Resolves once `stop` turns true.
+fn stopped(stop: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+    let mut stop = stop.clone();
+    async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    }
+}
+
+/// The in-process collector, if configured: its bound address and its task.
+async fn start_collector(
+    settings: &ServerSettings,
+    store: &Arc<Store>,
+    stop: &watch::Receiver<bool>,
+) -> anyhow::Result<Option<(std::net::SocketAddr, JoinHandle<anyhow::Result<()>>)>> {
+    let Some(addr) = settings.serve.collector_listen else {
+        return Ok(None);
+    };
+    let listener = bind(addr, "collector_listen").await?;
+    let bound = listener.local_addr()?;
+    tracing::info!(addr = %bound, "collector listening");
+    let mut options = deyehard_collector::CollectorOptions::new(settings.data_dir.join("spool"));
+    options.listener = settings.serve.collector.clone();
+    let running = deyehard_collector::run(listener, store.clone(), options, stopped(stop));
+    Ok(Some((bound, tokio::spawn(running))))
+}
+
+async fn bind(addr: std::net::SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ({key})"))
+}
+
+/// What a person starting the server needs to know: where to open it, where the data is, and
+/// the exact command that creates the first administrator (with the same data directory).
+fn banner(
+    settings: &ServerSettings,
+    local: std::net::SocketAddr,
+    collector: Option<std::net::SocketAddr>,
+) -> String {
+    let host = if local.ip().is_unspecified() {
+        "localhost".to_owned()
+    } else {
+        local.ip().to_string()
+    };
+    let database = match &settings.database_url {
+        Some(url) => format!("PostgreSQL {url}"),
+        None => format!("SQLite {}", settings.data_dir.join("deyehard.db").display()),
+    };
+    let collector = match collector {
+        Some(addr) => format!(
+            "Solarman loggers connect to TCP port {} (\"Server B\")",
+            addr.port()
+        ),
+        None => "Solarman collector off".to_owned(),
+    };
+    // `cargo run` sets CARGO for the program it runs: repeat the command the person used.
+    let program = if std::env::var_os("CARGO").is_some() {
+        let release = if cfg!(debug_assertions) {
+            ""
+        } else {
+            " --release"
+        };
+        format!("cargo run{release} --bin deyehard-server --")
+    } else {
+        "deyehard-server".to_owned()
+    };
+    let data_dir = if settings.data_dir_flag {
+        format!(" --data-dir {}", settings.data_dir.display())
+    } else {
+        String::new()
+    };
+    let mut text = format!(
+        "\ndeyehard is running: open http://{host}:{port}/\n  \
+         data: {database}\n  {collector}\n  \
+         create the first (admin) user, in another terminal:\n    \
+         {program}{data_dir} user add --email you@example.com --password 'Choose-a-good-1' --verified --superuser\n",
+        port = local.port(),
+    );
+    let accounts = &settings.serve.accounts;
+    let loopback = ["http://localhost", "http://127.", "http://[::1]"];
+    if accounts.cookie_secure
+        && accounts.base_url.starts_with("http://")
+        && !loopback.iter().any(|p| accounts.base_url.starts_with(p))
+    {
+        text.push_str(
+            "  note: COOKIE_SECURE is on but BASE_URL is plain http: browsers will not keep the \
+             login cookie; serve HTTPS or set COOKIE_SECURE=false\n",
+        );
+    }
+    text
 }

@@ -4,12 +4,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deyehard_store::{Maintenance, Store};
-use poem::http::StatusCode;
+use deyehard_collector::ops;
+use deyehard_store::Store;
 use poem::listener::TcpAcceptor;
-use poem::web::{Data, Json};
-use poem::{EndpointExt, IntoResponse, Route, Server, get, handler};
-use serde_json::json;
+use poem::{EndpointExt, Route, Server, get};
 use tokio::net::TcpListener;
 
 use crate::accounts::Accounts;
@@ -32,6 +30,8 @@ pub struct AppState {
     /// The port Solarman loggers connect to, shown in the connection help: the collector's
     /// port when it runs in this process, else 10000 (the loggers' default).
     pub collector_port: u16,
+    /// Whether the web listener serves `/metrics` (off when it has a listener of its own).
+    pub serve_metrics: bool,
 }
 
 impl AppState {
@@ -43,12 +43,20 @@ impl AppState {
             collector_port: 10000,
             accounts,
             store,
+            serve_metrics: true,
         }
+    }
+
+    /// The same state without `/metrics` on the web listener.
+    pub fn without_metrics(mut self) -> Self {
+        self.serve_metrics = false;
+        self
     }
 }
 
 /// The whole HTTP application. Nothing on the API redirects (devices do not follow
-/// redirects); the account pages do.
+/// redirects); the account pages do. The outermost layer ([`crate::metrics::Observe`]) gives
+/// every request an id, a log line and its metrics.
 pub fn app(state: AppState) -> impl poem::Endpoint {
     let api = api::service();
     let settings = state.accounts.settings();
@@ -56,9 +64,14 @@ pub fn app(state: AppState) -> impl poem::Endpoint {
     let headers = SecurityHeaders {
         hsts: settings.cookie_secure,
     };
-    crate::pages::add_routes(Route::new())
-        .at("/healthz", get(healthz))
-        .at("/readyz", get(readyz))
+    let mut routes = crate::pages::add_routes(Route::new())
+        .at("/healthz", get(ops::healthz_endpoint()))
+        .at("/readyz", get(ops::readyz_endpoint(state.store.clone())));
+    if state.serve_metrics {
+        routes = routes.at("/metrics", get(ops::metrics_endpoint(state.store.clone())));
+    }
+    ops::metrics_handle();
+    routes
         .at("/openapi.json", api.spec_endpoint())
         .nest("/docs", api.swagger_ui())
         .nest(api::API_PREFIX, api)
@@ -67,6 +80,7 @@ pub fn app(state: AppState) -> impl poem::Endpoint {
         .with(crate::pages::LangCookie)
         .with(csrf)
         .with(headers)
+        .with(crate::metrics::Observe)
         .data(state)
 }
 
@@ -80,26 +94,4 @@ pub(crate) async fn serve(
     Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app(state), shutdown, Some(Duration::from_secs(10)))
         .await
-}
-
-/// The process is alive.
-#[handler]
-fn healthz() -> &'static str {
-    "ok"
-}
-
-/// The database is reachable and migrated.
-#[handler]
-async fn readyz(state: Data<&AppState>) -> poem::Response {
-    match state.store.ping().await {
-        Ok(()) => Json(json!({"status": "ready"})).into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "unavailable"})),
-            )
-                .into_response()
-        }
-    }
 }

@@ -1,8 +1,9 @@
 //! # deyehard-server
 //!
-//! The web server of deyehard: health endpoints now, and the JSON API, the web UI and the
-//! OpenDTU ingestion as they land. By default it also runs the Solarman collector in the same
-//! process, so that a self-hoster runs one binary.
+//! The web server of deyehard: the web UI, the JSON API, the OpenDTU and Victron pushes, and
+//! `/healthz`, `/readyz` and Prometheus `/metrics`. By default it also runs the Solarman
+//! collector in the same process, so that a self-hoster runs one binary. Its configuration
+//! ([`config`]) comes in layers: defaults, a TOML file, the environment (and `.env`), flags.
 //!
 //! [`run`] serves on a listener the caller bound, until `shutdown` resolves: the binary and
 //! the end-to-end tests start the server the same way.
@@ -13,12 +14,14 @@ pub mod assets;
 mod batch;
 pub mod cli;
 mod commands;
+pub mod config;
 pub mod error;
 mod export;
 mod http;
 pub mod layout;
 pub mod limits;
 pub mod mail;
+pub mod metrics;
 mod pages;
 pub mod ratelimit;
 pub mod secrets;
@@ -29,7 +32,8 @@ use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
+use deyehard_collector::config::{self as layered, Binary};
 use deyehard_store::Store;
 use tokio::net::TcpListener;
 
@@ -40,10 +44,27 @@ pub use deyehard_collector::shutdown_signal;
 pub use error::{ApiError, ErrorBody};
 pub use http::{AppState, app};
 
-/// Parses the command line, runs the command and maps the outcome to an exit code.
+/// Parses the command line and the configuration, runs the command and maps the outcome to an
+/// exit code (2 for a configuration error, which names the key and where its value came from).
 pub fn main_entry() -> ExitCode {
-    let cli = cli::Cli::parse();
-    init_logging(cli.log_format);
+    let matches = layered::add_flags(cli::Cli::command(), Binary::Server).get_matches();
+    let cli = match cli::Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if matches!(cli.command, Some(cli::Command::PrintConfig)) {
+        print!("{}", layered::example_file(Binary::Server));
+        return ExitCode::SUCCESS;
+    }
+    let settings =
+        match config::ServerSettings::load(&layered::flag_values(&matches, Binary::Server)) {
+            Ok(settings) => settings,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+    deyehard_collector::init_logging(settings.log_format, &settings.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -54,28 +75,13 @@ pub fn main_entry() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::dispatch(cli)) {
+    match runtime.block_on(commands::dispatch(cli, settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging(format: cli::LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("DEYEHARD_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // A second initialisation (tests) is harmless: ignore the error.
-    let _ = match format {
-        cli::LogFormat::Text => builder.try_init(),
-        cli::LogFormat::Json => builder.json().try_init(),
-    };
 }
 
 /// Serves the web app on `listener` until `shutdown` resolves, then finishes in-flight requests.

@@ -1,6 +1,24 @@
 //! Retention and health, shared by both backends (see [`crate::common`]). Each backend provides
 //! `backend_info_impl()`, `ping_impl()` and `retention_covers_series()`.
 
+use sqlx::migrate::Migrator;
+
+/// The statement that reads the newest applied migration (sqlx's bookkeeping table).
+pub(crate) const APPLIED_VERSION: &str = "SELECT MAX(version) FROM _sqlx_migrations WHERE success";
+
+/// `Ok` when the newest migration this build carries is applied; otherwise
+/// [`crate::StoreError::Unavailable`] naming both versions (readiness: not ready yet).
+pub(crate) fn check_migrated(applied: Option<i64>, migrator: &Migrator) -> crate::StoreResult<()> {
+    let needed = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+    let applied = applied.unwrap_or(0);
+    if applied >= needed {
+        return Ok(());
+    }
+    Err(crate::StoreError::Unavailable(
+        format!("the database schema is at version {applied}, this build needs {needed}").into(),
+    ))
+}
+
 /// Expands `Maintenance` for a backend store type.
 macro_rules! impl_maintenance {
     ($store:ty) => {

@@ -107,9 +107,17 @@ impl PgStore {
         })
     }
 
+    /// Reachable, and the newest migration of this build is applied.
     async fn ping_impl(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        let applied: Option<i64> = sqlx::query_scalar(crate::common::maintenance::APPLIED_VERSION)
+            .fetch_one(&self.pool)
+            .await?;
+        crate::common::maintenance::check_migrated(applied, &MIGRATOR)
+    }
+
+    /// The connection pool, for metrics.
+    pub fn pool_stats(&self) -> Vec<crate::PoolStats> {
+        vec![crate::PoolStats::of("main", &self.pool)]
     }
 
     /// Closes the pool (waits for running calls).

@@ -119,9 +119,20 @@ impl SqliteStore {
         })
     }
 
+    /// Reachable, and the newest migration of this build is applied.
     async fn ping_impl(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
-        Ok(())
+        let applied: Option<i64> = sqlx::query_scalar(crate::common::maintenance::APPLIED_VERSION)
+            .fetch_one(&self.reader)
+            .await?;
+        crate::common::maintenance::check_migrated(applied, &MIGRATOR)
+    }
+
+    /// The writer and the reader pool, for metrics.
+    pub fn pool_stats(&self) -> Vec<crate::PoolStats> {
+        vec![
+            crate::PoolStats::of("writer", &self.writer),
+            crate::PoolStats::of("reader", &self.reader),
+        ]
     }
 
     /// Closes both pools (waits for running calls).

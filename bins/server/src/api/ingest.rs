@@ -149,6 +149,8 @@ async fn store_readings(
     readings: Vec<InverterReading>,
     gateway: &DeviceSerial,
 ) -> Result<Vec<StoredItem>, IngestError> {
+    crate::metrics::record_dtu_serial(gateway);
+    let source = readings.first().map(|r| r.reading.source);
     let mut items: Vec<StoredItem> = Vec::with_capacity(readings.len());
     let mut batch = Vec::with_capacity(readings.len());
     for r in readings {
@@ -162,6 +164,12 @@ async fn store_readings(
     let outcomes = state.batcher.submit(*scope, batch).await?;
     for (item, outcome) in items.iter_mut().zip(outcomes) {
         item.outcome = outcome;
+    }
+    let new = items
+        .iter()
+        .filter(|i| matches!(i.outcome, ItemOutcome::Stored(_)));
+    if let Some(source) = source {
+        crate::metrics::readings_ingested(source, new.count());
     }
     let seen_at = Utc::now();
     for item in items
