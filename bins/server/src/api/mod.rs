@@ -9,15 +9,19 @@
 pub mod admin;
 pub mod apikey_auth;
 pub mod auth;
+pub mod charts;
+pub mod dashboard;
 pub mod ingest;
 mod ingest_schema;
 pub mod keys;
 pub mod me;
+pub mod ranges;
 
 use poem_openapi::{OpenApiService, Tags};
 
 use admin::AdminApi;
 use auth::AuthApi;
+use dashboard::DashboardApi;
 use keys::KeysApi;
 use me::MeApi;
 
@@ -56,14 +60,16 @@ pub enum ApiTags {
     Account,
     /// Administration (superusers only, re-checked on every request).
     Admin,
+    /// Live status, energy and chart series of the caller's inverters.
+    Dashboard,
 }
 
 /// Every API struct of the server.
-pub type Api = (IngestApi, AuthApi, MeApi, KeysApi, AdminApi);
+pub type Api = (IngestApi, AuthApi, MeApi, KeysApi, AdminApi, DashboardApi);
 
 /// The OpenAPI service: nest it at [`API_PREFIX`].
 pub fn service() -> OpenApiService<Api, ()> {
-    let apis = (IngestApi, AuthApi, MeApi, KeysApi, AdminApi);
+    let apis = (IngestApi, AuthApi, MeApi, KeysApi, AdminApi, DashboardApi);
     OpenApiService::new(apis, "deyehard", env!("CARGO_PKG_VERSION"))
         .description(
             "Monitoring for solar inverters. Devices push readings with an API key of their \
