@@ -8,7 +8,8 @@
  *   CSS follows prefers-color-scheme; the toggle stores "light"/"dark" in localStorage.
  * - CSRF: every HTMX request carries <meta name="csrf-token"> as the X-CSRF-Token header.
  * - Charts: elements with data-chart="power" or data-chart="energy" are drawn with uPlot,
- *   from JSON fetched from data-series-url or from a <script type="application/json"> child:
+ *   from JSON fetched from data-series-url, from a <script type="application/json"> child, or
+ *   from a data-chart-json attribute (for content HTMX swaps in, which loses its scripts):
  *     { "timestamps": [unix seconds, ...],
  *       "series": [{ "label": "AC power", "unit": "W", "values": [number|null, ...] }, ...],
  *       "stacked": false,            // optional: stack the series (summary over inverters)
@@ -470,11 +471,14 @@
       });
   }
 
+  /** The chart data in a <script type="application/json"> child, or in data-chart-json (content
+   *  swapped in by HTMX loses its <script> elements). */
   function embeddedJson(el) {
     var block = el.querySelector('script[type="application/json"]');
-    if (!block) return null;
+    var text = block ? block.textContent : el.getAttribute("data-chart-json");
+    if (!text) return null;
     try {
-      return JSON.parse(block.textContent);
+      return JSON.parse(text);
     } catch (e) {
       return null;
     }

@@ -1,6 +1,6 @@
-//! `DashboardReader` for both backends (see [`crate::common`]); the statements and the pure
-//! steps are in [`crate::common::dashboard`]. `$sql` names the backend's dialect module there
-//! (`sqlite_sql` / `pg_sql`).
+//! `DashboardReader` for both backends (see [`crate::common`]); the statements are in
+//! [`crate::common::dashboard_sql`] (`$sql` names the backend's dialect module there:
+//! `sqlite_sql` / `pg_sql`), the pure steps in [`crate::common::dashboard`].
 
 /// Expands `DashboardReader` for a backend store type. Relies on `check_owned` from
 /// `impl_reads!`.
@@ -44,27 +44,7 @@ macro_rules! impl_dashboard {
                 if only.is_some() && inverters.is_empty() {
                     return Err($crate::StoreError::NotFound);
                 }
-                let figures: Vec<dash::FiguresRow> = sqlx::query_as(dash::STATUS_FIGURES)
-                    .bind(user)
-                    .bind(today)
-                    .bind($crate::ts::Ts::new(
-                        now - $crate::dashboard::STATUS_LOOKBACK,
-                    ))
-                    .bind(only_id)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let last_hour: Vec<dash::LastHourRow> = sqlx::query_as(dash::LAST_HOUR)
-                    .bind(user)
-                    .bind($crate::ts::Ts::new(now - chrono::TimeDelta::hours(1)))
-                    .bind(only_id)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let latest: Vec<$crate::rows::MeasurementRow> =
-                    sqlx::query_as($crate::sql::LATEST_READINGS)
-                        .bind(user)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                let mut parts = dash::StatusParts::new(figures, last_hour, latest)?;
+                let mut parts = Self::dash_parts(&mut tx, user, only_id, today, now).await?;
                 let mut statuses = Vec::with_capacity(inverters.len());
                 for row in inverters {
                     let inverter = $crate::Inverter::try_from(row)?;
@@ -80,6 +60,40 @@ macro_rules! impl_dashboard {
                 Ok(statuses)
             }
 
+            /// The set-based figures of a status read (all inverters, or only `only_id`).
+            async fn dash_parts(
+                tx: &mut sqlx::Transaction<'static, Db>,
+                user: i64,
+                only_id: Option<i64>,
+                today: chrono::NaiveDate,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::StoreResult<$crate::common::dashboard::StatusParts> {
+                use $crate::common::dashboard as dash;
+                let figures: Vec<dash::FiguresRow> =
+                    sqlx::query_as($crate::common::dashboard_sql::STATUS_FIGURES)
+                        .bind(user)
+                        .bind(today)
+                        .bind($crate::ts::Ts::new(
+                            now - $crate::dashboard::STATUS_LOOKBACK,
+                        ))
+                        .bind(only_id)
+                        .fetch_all(&mut **tx)
+                        .await?;
+                let last_hour: Vec<dash::LastHourRow> =
+                    sqlx::query_as($crate::common::dashboard_sql::LAST_HOUR)
+                        .bind(user)
+                        .bind($crate::ts::Ts::new(now - chrono::TimeDelta::hours(1)))
+                        .bind(only_id)
+                        .fetch_all(&mut **tx)
+                        .await?;
+                let latest: Vec<$crate::rows::MeasurementRow> =
+                    sqlx::query_as($crate::sql::LATEST_READINGS)
+                        .bind(user)
+                        .fetch_all(&mut **tx)
+                        .await?;
+                dash::StatusParts::new(figures, last_hour, latest)
+            }
+
             /// The newest reading times of an inverter and its production span on `reference`.
             async fn dash_history(
                 tx: &mut sqlx::Transaction<'static, Db>,
@@ -91,18 +105,18 @@ macro_rules! impl_dashboard {
                 Vec<$crate::ts::Ts>,
                 Option<($crate::ts::Ts, $crate::ts::Ts)>,
             )> {
-                use $crate::common::dashboard as dash;
-                let times: Vec<$crate::ts::Ts> = sqlx::query_scalar(dash::RECENT_TIMES)
-                    .bind(user)
-                    .bind(inverter)
-                    .fetch_all(&mut **tx)
-                    .await?;
+                let times: Vec<$crate::ts::Ts> =
+                    sqlx::query_scalar($crate::common::dashboard_sql::RECENT_TIMES)
+                        .bind(user)
+                        .bind(inverter)
+                        .fetch_all(&mut **tx)
+                        .await?;
                 let Some(day) = reference else {
                     return Ok((times, None));
                 };
                 let (start, end) = $crate::common::energy::day_range(day, tz);
                 let span: (Option<$crate::ts::Ts>, Option<$crate::ts::Ts>) =
-                    sqlx::query_as(dash::PRODUCTION_SPAN)
+                    sqlx::query_as($crate::common::dashboard_sql::PRODUCTION_SPAN)
                         .bind(user)
                         .bind(inverter)
                         .bind(start)
@@ -120,9 +134,8 @@ macro_rules! impl_dashboard {
                 inverter: i64,
                 since: $crate::ts::Ts,
             ) -> $crate::StoreResult<Option<$crate::ts::Ts>> {
-                use $crate::common::dashboard as dash;
                 let reachable: Option<$crate::ts::Ts> =
-                    sqlx::query_scalar(dash::DC_NEWEST_REACHABLE)
+                    sqlx::query_scalar($crate::common::dashboard_sql::DC_NEWEST_REACHABLE)
                         .bind(user)
                         .bind(inverter)
                         .bind(since)
@@ -131,7 +144,7 @@ macro_rules! impl_dashboard {
                 if reachable.is_some() {
                     return Ok(reachable);
                 }
-                Ok(sqlx::query_scalar(dash::DC_NEWEST)
+                Ok(sqlx::query_scalar($crate::common::dashboard_sql::DC_NEWEST)
                     .bind(user)
                     .bind(inverter)
                     .fetch_optional(&mut **tx)
@@ -145,7 +158,7 @@ macro_rules! impl_dashboard {
                 inverter: i64,
                 time: $crate::ts::Ts,
             ) -> $crate::StoreResult<Vec<$crate::common::dashboard::DcAtRow>> {
-                Ok(sqlx::query_as($crate::common::dashboard::DC_AT)
+                Ok(sqlx::query_as($crate::common::dashboard_sql::DC_AT)
                     .bind(user)
                     .bind(inverter)
                     .bind(time)
@@ -191,7 +204,7 @@ macro_rules! impl_dashboard {
                 let mut tx = self
                     .begin_read($crate::common::Access::Tenant(scope))
                     .await?;
-                let ids: Vec<i64> = sqlx::query_scalar(dash::INVERTER_IDS)
+                let ids: Vec<i64> = sqlx::query_scalar($crate::common::dashboard_sql::INVERTER_IDS)
                     .bind(user)
                     .fetch_all(&mut *tx)
                     .await?;
@@ -223,7 +236,7 @@ macro_rules! impl_dashboard {
                     .fetch_one(&mut *tx)
                     .await?;
                 let tz = energy::parse_zone(&zone)?;
-                let ids: Vec<i64> = sqlx::query_scalar(dash::INVERTER_IDS)
+                let ids: Vec<i64> = sqlx::query_scalar($crate::common::dashboard_sql::INVERTER_IDS)
                     .bind(user)
                     .fetch_all(&mut *tx)
                     .await?;
@@ -231,7 +244,7 @@ macro_rules! impl_dashboard {
                     let hours = deyehard_core::energy::period_buckets(period, date, tz);
                     let (first, last) = dash::hours_range(&hours);
                     let rows: Vec<(i64, $crate::ts::Ts, f64)> =
-                        sqlx::query_as(dash::SUMMARY_BUCKET_ENERGY)
+                        sqlx::query_as($crate::common::dashboard_sql::SUMMARY_BUCKET_ENERGY)
                             .bind(user)
                             .bind(first)
                             .bind(last)
@@ -244,12 +257,13 @@ macro_rules! impl_dashboard {
                         .collect()
                 } else {
                     let (first, last) = energy::period_days(period, date, tz);
-                    let rows: Vec<dash::InverterDayRow> = sqlx::query_as(dash::SUMMARY_DAYS)
-                        .bind(user)
-                        .bind(first)
-                        .bind(last)
-                        .fetch_all(&mut *tx)
-                        .await?;
+                    let rows: Vec<dash::InverterDayRow> =
+                        sqlx::query_as($crate::common::dashboard_sql::SUMMARY_DAYS)
+                            .bind(user)
+                            .bind(first)
+                            .bind(last)
+                            .fetch_all(&mut *tx)
+                            .await?;
                     let rows = rows.into_iter().map(|r| (r.inverter_id, r.day));
                     dash::group_by_inverter(&ids, rows)
                         .into_iter()
@@ -323,7 +337,7 @@ macro_rules! impl_dashboard {
                     Self::check_owned(&mut tx, scope, inverter).await?;
                 }
                 let newest: Option<$crate::ts::Ts> =
-                    sqlx::query_scalar($crate::common::dashboard::DC_NEWEST)
+                    sqlx::query_scalar($crate::common::dashboard_sql::DC_NEWEST)
                         .bind(user)
                         .bind(inverter.get())
                         .fetch_optional(&mut *tx)

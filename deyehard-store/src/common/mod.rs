@@ -21,6 +21,7 @@
 pub(crate) mod accounts;
 pub(crate) mod dashboard;
 pub(crate) mod dashboard_reads;
+pub(crate) mod dashboard_sql;
 pub(crate) mod devices;
 pub(crate) mod energy;
 pub(crate) mod maintenance;

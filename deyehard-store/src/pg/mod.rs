@@ -122,4 +122,4 @@ crate::common::accounts::impl_accounts!(PgStore);
 crate::common::devices::impl_devices!(PgStore);
 crate::common::reads::impl_reads!(PgStore);
 crate::common::maintenance::impl_maintenance!(PgStore);
-crate::common::dashboard_reads::impl_dashboard!(PgStore, crate::common::dashboard::pg_sql);
+crate::common::dashboard_reads::impl_dashboard!(PgStore, crate::common::dashboard_sql::pg_sql);

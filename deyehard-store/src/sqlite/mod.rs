@@ -135,7 +135,10 @@ crate::common::accounts::impl_accounts!(SqliteStore);
 crate::common::devices::impl_devices!(SqliteStore);
 crate::common::reads::impl_reads!(SqliteStore);
 crate::common::maintenance::impl_maintenance!(SqliteStore);
-crate::common::dashboard_reads::impl_dashboard!(SqliteStore, crate::common::dashboard::sqlite_sql);
+crate::common::dashboard_reads::impl_dashboard!(
+    SqliteStore,
+    crate::common::dashboard_sql::sqlite_sql
+);
 
 #[cfg(test)]
 mod tests {

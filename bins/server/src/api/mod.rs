@@ -11,6 +11,7 @@ pub mod apikey_auth;
 pub mod auth;
 pub mod charts;
 pub mod dashboard;
+mod dashboard_views;
 pub mod ingest;
 mod ingest_schema;
 pub mod keys;
