@@ -148,6 +148,34 @@ fn external_urls<'a>(html: &'a str, base: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// What the CSP (`script-src 'self'`, no inline style) would block: inline scripts, `on…=`
+/// handlers, `style` attributes or elements.
+fn csp_violations(html: &str) -> Vec<&str> {
+    let mut found: Vec<&str> = html
+        .match_indices("<script")
+        .map(|(at, _)| &html[at..at + html[at..].find('>').unwrap_or(0) + 1])
+        .filter(|tag| {
+            !tag.contains(" src=\"/static/") && *tag != "<script type=\"application/json\">"
+        })
+        .collect();
+    for (at, _) in html.match_indices(" on") {
+        let rest = &html[at + 3..];
+        let name = rest.bytes().take_while(u8::is_ascii_lowercase).count();
+        if name > 0 && rest[name..].starts_with('=') {
+            found.push(&html[at..at + 3 + name]);
+        }
+    }
+    found.extend(
+        html.match_indices(" style=")
+            .map(|(at, _)| &html[at..at + 7]),
+    );
+    found.extend(
+        html.match_indices("<style")
+            .map(|(at, _)| &html[at..at + 6]),
+    );
+    found
+}
+
 /// The page never contains the hostile name as markup, only escaped.
 fn assert_escaped(html: &str, what: &str) {
     assert!(!html.contains(HOSTILE), "{what}: unescaped device name");
@@ -277,8 +305,9 @@ async fn pages_show_live_data_and_escape_device_names(backend: Backend) {
     assert_eq!(dc_chart["series"][0]["label"], HOSTILE);
     assert_eq!(dc_chart["series"][1]["unit"], "V");
 
-    for page in [start, german, dashboard, dc, summary] {
+    for page in [start, german, live, dashboard, dc, summary, energy] {
         assert_eq!(external_urls(&page, &srv.base), Vec::<&str>::new());
+        assert_eq!(csp_violations(&page), Vec::<&str>::new());
     }
     srv.stop().await;
 }
