@@ -34,6 +34,7 @@
 compile_error!("deyehard-store needs at least one backend: enable `sqlite` or `postgres`");
 
 mod common;
+pub mod dashboard;
 mod error;
 mod model;
 mod rows;
@@ -48,6 +49,10 @@ mod pg;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+pub use dashboard::{
+    DcChannelSeries, DcChannelStatus, DcMetric, DcMetricSeries, InverterStatus, LiveState,
+    MetricPoint, SummaryEnergy, SummaryPower,
+};
 pub use error::{BoxError, StoreError, constraint};
 pub use model::{
     AdminActor, ApiKey, BackendInfo, BackendKind, DEFAULT_LOCALE, DEFAULT_RETENTION_DAYS,
@@ -61,6 +66,7 @@ pub use pg::PgStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use store::{PoolStats, Store};
+pub use traits::DashboardReader;
 pub use traits::{
     AdminStore, ApiKeyStore, ExportReader, InverterStore, Maintenance, RawFrameStore,
     ReadingReader, ReadingWriter, StoreResult, UnclaimedLoggerStore, UserStore,

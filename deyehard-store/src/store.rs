@@ -10,6 +10,9 @@ use deyehard_core::{
 use crate::PgStore;
 #[cfg(feature = "sqlite")]
 use crate::SqliteStore;
+use crate::dashboard::{
+    DcChannelStatus, DcMetric, DcMetricSeries, InverterStatus, SummaryEnergy, SummaryPower,
+};
 use crate::model::{
     AdminActor, ApiKey, BackendInfo, DailyEnergy, DcSeries, EnergyBucket, EnergySummary, Inverter,
     InverterFields, LatestReading, LoggerClaim, NewUser, PowerSeries, ProfileUpdate, RawFrame,
@@ -17,8 +20,8 @@ use crate::model::{
     UserOverview, WriteOutcome,
 };
 use crate::traits::{
-    AdminStore, ApiKeyStore, ExportReader, InverterStore, Maintenance, RawFrameStore,
-    ReadingReader, ReadingWriter, StoreResult, UnclaimedLoggerStore, UserStore,
+    AdminStore, ApiKeyStore, DashboardReader, ExportReader, InverterStore, Maintenance,
+    RawFrameStore, ReadingReader, ReadingWriter, StoreResult, UnclaimedLoggerStore, UserStore,
 };
 
 /// One connection pool of a store, at one instant.
@@ -412,14 +415,68 @@ impl Maintenance for Store {
     }
 }
 
-impl ExportReader for Store {
+impl DashboardReader for Store {
+    async fn inverter_statuses(
+        &self,
+        scope: &TenantScope,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<InverterStatus>> {
+        dispatch!(self.inverter_statuses(scope, now))
+    }
+    async fn inverter_status(
+        &self,
+        scope: &TenantScope,
+        inverter: InverterId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<InverterStatus> {
+        dispatch!(self.inverter_status(scope, inverter, now))
+    }
+    async fn summary_power(
+        &self,
+        scope: &TenantScope,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        max_points: u32,
+    ) -> StoreResult<SummaryPower> {
+        dispatch!(self.summary_power(scope, from, to, max_points))
+    }
+    async fn summary_energy(
+        &self,
+        scope: &TenantScope,
+        period: Period,
+        date: NaiveDate,
+    ) -> StoreResult<SummaryEnergy> {
+        dispatch!(self.summary_energy(scope, period, date))
+    }
     async fn dc_channels(
+        &self,
+        scope: &TenantScope,
+        inverter: InverterId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<DcChannelStatus>> {
+        dispatch!(self.dc_channels(scope, inverter, now))
+    }
+    async fn dc_metric_series(
+        &self,
+        scope: &TenantScope,
+        inverter: InverterId,
+        metric: DcMetric,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        max_points: u32,
+    ) -> StoreResult<DcMetricSeries> {
+        dispatch!(self.dc_metric_series(scope, inverter, metric, from, to, max_points))
+    }
+}
+
+impl ExportReader for Store {
+    async fn export_dc_channels(
         &self,
         scope: &TenantScope,
         inverter: InverterId,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> StoreResult<Vec<u8>> {
-        dispatch!(self.dc_channels(scope, inverter, from, to))
+        dispatch!(self.export_dc_channels(scope, inverter, from, to))
     }
 }

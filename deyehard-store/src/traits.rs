@@ -11,6 +11,9 @@ use deyehard_core::{ApiKeyId, DeviceInfo, DeviceSerial, InverterId, LoggerSerial
 use deyehard_core::{TenantScope, UserId};
 
 use crate::StoreError;
+use crate::dashboard::{
+    DcChannelStatus, DcMetric, DcMetricSeries, InverterStatus, SummaryEnergy, SummaryPower,
+};
 use crate::model::{
     AdminActor, ApiKey, BackendInfo, DailyEnergy, DcSeries, EnergyBucket, EnergySummary, Inverter,
     InverterFields, LatestReading, LoggerClaim, NewUser, PowerSeries, ProfileUpdate, RawFrame,
@@ -350,11 +353,65 @@ pub trait Maintenance {
     ) -> impl Future<Output = StoreResult<RetentionReport>> + Send;
 }
 
+/// What the dashboards read: live status, power and energy over all inverters, DC channels.
+/// See [`crate::dashboard`] for the producing / idle / offline rule.
+pub trait DashboardReader {
+    /// The status of each of the scope's inverters at `now`, by id.
+    fn inverter_statuses(
+        &self,
+        scope: &TenantScope,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<Vec<InverterStatus>>> + Send;
+    /// One inverter's status at `now`; [`StoreError::NotFound`] for another tenant's id.
+    fn inverter_status(
+        &self,
+        scope: &TenantScope,
+        inverter: InverterId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<InverterStatus>> + Send;
+    /// Mean power of every inverter of the scope over `[from, to)` in shared buckets of at
+    /// least five minutes (at most `max_points`, from the rollups), with the total per bucket
+    /// and its peak.
+    fn summary_power(
+        &self,
+        scope: &TenantScope,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        max_points: u32,
+    ) -> impl Future<Output = StoreResult<SummaryPower>> + Send;
+    /// The energy bars of the period containing `date` (owner's time zone) for every inverter
+    /// of the scope, and their sums.
+    fn summary_energy(
+        &self,
+        scope: &TenantScope,
+        period: Period,
+        date: NaiveDate,
+    ) -> impl Future<Output = StoreResult<SummaryEnergy>> + Send;
+    /// The inverter's DC channels as of its newest reachable reading (empty without DC data).
+    fn dc_channels(
+        &self,
+        scope: &TenantScope,
+        inverter: InverterId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<Vec<DcChannelStatus>>> + Send;
+    /// One DC metric of every channel over `[from, to)`, at most `max_points` buckets per
+    /// channel, from reachable readings.
+    fn dc_metric_series(
+        &self,
+        scope: &TenantScope,
+        inverter: InverterId,
+        metric: DcMetric,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        max_points: u32,
+    ) -> impl Future<Output = StoreResult<DcMetricSeries>> + Send;
+}
+
 /// What an export needs to know before its first line.
 pub trait ExportReader {
     /// The DC channel numbers that have readings of `inverter` in `[from, to)`, ascending (the
     /// column groups of a CSV export). [`StoreError::NotFound`] for another tenant's inverter.
-    fn dc_channels(
+    fn export_dc_channels(
         &self,
         scope: &TenantScope,
         inverter: InverterId,

@@ -22,6 +22,7 @@ macro_rules! on_both_backends {
 
 mod accounts;
 mod collector;
+mod dashboard;
 mod ingest;
 mod inverters;
 mod ops;

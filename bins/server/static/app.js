@@ -8,13 +8,22 @@
  *   CSS follows prefers-color-scheme; the toggle stores "light"/"dark" in localStorage.
  * - CSRF: every HTMX request carries <meta name="csrf-token"> as the X-CSRF-Token header.
  * - Charts: elements with data-chart="power" or data-chart="energy" are drawn with uPlot,
- *   from JSON fetched from data-series-url or from a <script type="application/json"> child:
+ *   from JSON fetched from data-series-url, from a <script type="application/json"> child, or
+ *   from a data-chart-json attribute (for content HTMX swaps in, which loses its scripts):
  *     { "timestamps": [unix seconds, ...],
  *       "series": [{ "label": "AC power", "unit": "W", "values": [number|null, ...] }, ...],
  *       "stacked": false,            // optional: stack the series (summary over inverters)
  *       "bucket": "hour" }           // energy only, optional: hour | day | month
  *   Optional attributes: data-tz (IANA zone; else the nearest ancestor's data-tz, else the
  *   browser's), data-height (px, default 300), data-refresh (seconds, with data-series-url).
+ *   A chart with both a JSON child and data-series-url is drawn from the child at once and
+ *   then refreshed from the URL. A series with "total": true is drawn on top of a stacked
+ *   chart without being stacked itself.
+ * - Ranges: with data-range (seconds back from now), or data-from / data-to (dates or times),
+ *   and data-metric, the URL is queried with from, to, metric and points (what the chart's
+ *   width can show). [data-chart-controls="<chart id>"] groups hold [data-range] and
+ *   [data-metric] buttons and a [data-range-form] with `from` / `to` date inputs.
+ *   The chart element says how far it got in data-chart-state: loading, ready, empty, failed.
  */
 (function () {
   "use strict";
@@ -174,11 +183,13 @@
     return json;
   }
 
-  /** Running sums for stacking: a gap stays a gap only where every series is missing. */
+  /** Running sums for stacking: a gap stays a gap only where every series is missing. Totals
+   *  are drawn as they are. */
   function stackValues(series) {
     var n = series[0].values.length;
     var sum = new Array(n).fill(null);
     return series.map(function (s) {
+      if (s.total) return s.values;
       return s.values.map(function (v, i) {
         if (v != null) sum[i] = (sum[i] || 0) + v;
         return sum[i];
@@ -194,9 +205,14 @@
 
   function stackBands(json) {
     if (!json.stacked) return [];
-    return json.series.slice(1).map(function (_, i) {
-      return { series: [i + 2, i + 1] }; // fill each series down to the one below it
+    var bands = [];
+    var below = null;
+    json.series.forEach(function (s, i) {
+      if (s.total) return;
+      if (below !== null) bands.push({ series: [i + 1, below + 1] }); // fill down to the one below
+      below = i;
     });
+    return bands;
   }
 
   /* ---------- uPlot options ---------- */
@@ -211,11 +227,13 @@
   function ySeries(json, colors, paths) {
     return json.series.map(function (s, i) {
       var color = colors.series[i % colors.series.length];
-      var filled = json.stacked || json.series.length === 1;
+      var filled = (json.stacked && !s.total) || json.series.length === 1;
+      if (s.total) color = colors.text;
       var opts = {
         label: s.label || "",
         stroke: color,
         width: 2,
+        dash: s.total ? [6, 4] : undefined,
         fill: withAlpha(color, filled ? 0.2 : 0),
         spanGaps: false, // a null is a gap and is drawn as one
         // the read-out shows the series' own value, not the stacked sum
@@ -223,7 +241,7 @@
           return formatValue(idx == null ? null : s.values[idx], s.unit);
         },
       };
-      if (paths) {
+      if (paths && !s.total) {
         opts.paths = paths;
         opts.width = 1;
         opts.fill = withAlpha(color, 0.75);
@@ -398,16 +416,29 @@
     return min > xs[0] || max < xs[xs.length - 1] ? { min: min, max: max } : null;
   }
 
+  function setState(el, state) {
+    el.setAttribute("data-chart-state", state);
+  }
+
   function draw(rec) {
     var zoom = xZoom(rec);
     clearChart(rec);
-    if (typeof window.uPlot !== "function") return showMessage(rec.el, text("failed"));
+    if (typeof window.uPlot !== "function") return failed(rec.el);
     var json = parseSeries(rec.json);
-    if (!json) return showMessage(rec.el, text("failed"));
-    if (json.timestamps.length === 0) return showMessage(rec.el, text("empty"));
+    if (!json) return failed(rec.el);
+    if (json.timestamps.length === 0) {
+      setState(rec.el, "empty");
+      return showMessage(rec.el, text("empty"));
+    }
     var opts = rec.kind === "energy" ? energyOpts(rec.el, json) : powerOpts(rec.el, json);
     rec.u = new uPlot(opts, uplotData(rec.kind, json), rec.el);
     if (zoom) rec.u.setScale("x", zoom);
+    setState(rec.el, "ready");
+  }
+
+  function failed(el) {
+    setState(el, "failed");
+    showMessage(el, text("failed"));
   }
 
   /** New data for a live chart; keeps the user's zoom on power charts. */
@@ -440,24 +471,81 @@
       });
   }
 
+  /** The chart data in a <script type="application/json"> child, or in data-chart-json (content
+   *  swapped in by HTMX loses its <script> elements). */
   function embeddedJson(el) {
     var block = el.querySelector('script[type="application/json"]');
-    if (!block) return null;
+    var text = block ? block.textContent : el.getAttribute("data-chart-json");
+    if (!text) return null;
     try {
-      return JSON.parse(block.textContent);
+      return JSON.parse(text);
     } catch (e) {
       return null;
     }
   }
 
-  function startRefresh(rec, url) {
+  /* ---------- series URLs: ranges, metrics, points ---------- */
+
+  var DEVICE_CLOCK_AHEAD = 10 * 60 * 1000; // device clocks may run ahead of ours
+
+  /** How many points the chart can show: about one per device pixel, within 100…2000. */
+  function pointsFor(el) {
+    var px = Math.round(Math.max(el.clientWidth, 200) * (window.devicePixelRatio || 1));
+    return Math.min(2000, Math.max(100, px));
+  }
+
+  /** data-series-url with the chart's range, metric and points; the bare URL without them. */
+  function seriesUrl(el) {
+    var base = el.getAttribute("data-series-url");
+    var from = el.getAttribute("data-from");
+    var to = el.getAttribute("data-to");
+    var range = parseInt(el.getAttribute("data-range"), 10);
+    var metric = el.getAttribute("data-metric");
+    var params = [];
+    if (from && to) {
+      params.push("from=" + encodeURIComponent(from), "to=" + encodeURIComponent(to));
+    } else if (range > 0) {
+      var now = Date.now();
+      params.push("from=" + new Date(now - range * 1000).toISOString());
+      params.push("to=" + new Date(now + DEVICE_CLOCK_AHEAD).toISOString());
+    }
+    if (metric) params.push("metric=" + encodeURIComponent(metric));
+    if (params.length === 0) return base;
+    params.push("points=" + pointsFor(el));
+    return base + (base.indexOf("?") < 0 ? "?" : "&") + params.join("&");
+  }
+
+  function startRefresh(rec) {
     var seconds = parseInt(rec.el.getAttribute("data-refresh"), 10);
-    if (!(seconds >= 5)) return;
+    if (!(seconds >= 5) || !rec.el.getAttribute("data-series-url")) return;
     rec.timer = window.setInterval(function () {
       if (!rec.el.isConnected) return forget(rec);
-      if (document.visibilityState === "hidden") return;
-      fetchJson(url).then(function (json) { update(rec, json); }, function () { /* keep the old data */ });
+      if (document.visibilityState === "hidden" || rec.loading) return;
+      if (rec.el.getAttribute("data-from")) return; // a fixed range: nothing new to see
+      fetchJson(seriesUrl(rec.el)).then(function (json) { update(rec, json); }, function () { /* keep the old data */ });
     }, seconds * 1000);
+  }
+
+  /** Loads the chart again for its current range / metric (the zoom starts over). */
+  function reload(el) {
+    var rec = charts.filter(function (r) { return r.el === el; })[0];
+    if (!rec) return;
+    var ticket = (rec.ticket || 0) + 1;
+    rec.ticket = ticket;
+    rec.loading = true;
+    setState(el, "loading");
+    fetchJson(seriesUrl(el)).then(function (json) {
+      if (rec.ticket !== ticket) return; // a newer request is on its way
+      rec.loading = false;
+      if (rec.u) rec.u.destroy();
+      rec.u = null;
+      rec.json = json;
+      draw(rec);
+    }, function () {
+      if (rec.ticket !== ticket) return;
+      rec.loading = false;
+      setState(el, "failed");
+    });
   }
 
   function forget(rec) {
@@ -483,12 +571,63 @@
     el.setAttribute("data-chart-ready", "");
     var kind = el.getAttribute("data-chart") === "energy" ? "energy" : "power";
     var url = el.getAttribute("data-series-url");
-    if (!url) return create(el, kind, embeddedJson(el));
-    fetchJson(url).then(function (json) {
-      startRefresh(create(el, kind, json), url);
+    var embedded = embeddedJson(el);
+    if (embedded || !url) return startRefresh(create(el, kind, embedded));
+    setState(el, "loading");
+    fetchJson(seriesUrl(el)).then(function (json) {
+      startRefresh(create(el, kind, json));
     }, function () {
-      showMessage(el, text("failed"));
+      failed(el);
     });
+  }
+
+  /* ---------- chart controls ---------- */
+
+  function press(group, selector, button) {
+    group.querySelectorAll(selector).forEach(function (b) {
+      var on = b === button;
+      b.classList.toggle("btn-active", on);
+      b.setAttribute("aria-pressed", on ? "true" : "false");
+    });
+  }
+
+  /** The chart a control belongs to, and the controls groups of that chart. */
+  function controlled(node) {
+    var group = node.closest("[data-chart-controls]");
+    if (!group) return null;
+    var id = group.getAttribute("data-chart-controls");
+    var chart = document.getElementById(id);
+    if (!chart) return null;
+    var groups = document.querySelectorAll('[data-chart-controls="' + id + '"]');
+    return { chart: chart, groups: Array.prototype.slice.call(groups) };
+  }
+
+  function onControlClick(button) {
+    var target = controlled(button);
+    if (!target) return;
+    if (button.hasAttribute("data-range")) {
+      target.chart.setAttribute("data-range", button.getAttribute("data-range"));
+      target.chart.removeAttribute("data-from");
+      target.chart.removeAttribute("data-to");
+      target.groups.forEach(function (g) { press(g, "[data-range]", button); });
+    } else {
+      target.chart.setAttribute("data-metric", button.getAttribute("data-metric"));
+      target.groups.forEach(function (g) { press(g, "[data-metric]", button); });
+    }
+    reload(target.chart);
+  }
+
+  function onRangeForm(form) {
+    var target = controlled(form);
+    if (!target) return;
+    var from = form.elements.from && form.elements.from.value;
+    var to = form.elements.to && form.elements.to.value;
+    if (!from || !to) return;
+    if (to < from) { var t = from; from = to; to = t; }
+    target.chart.setAttribute("data-from", from); // local dates: the server reads them in the user's zone
+    target.chart.setAttribute("data-to", to);
+    target.groups.forEach(function (g) { press(g, "[data-range]", null); });
+    reload(target.chart);
   }
 
   function initCharts(scope) {
@@ -499,7 +638,17 @@
   /* ---------- wiring ---------- */
 
   document.addEventListener("click", function (evt) {
-    if (evt.target.closest && evt.target.closest("[data-theme-toggle]")) toggleTheme();
+    if (!evt.target.closest) return;
+    if (evt.target.closest("[data-theme-toggle]")) return toggleTheme();
+    var button = evt.target.closest("[data-chart-controls] [data-range], [data-chart-controls] [data-metric]");
+    if (button && button.tagName === "BUTTON") onControlClick(button);
+  });
+
+  document.addEventListener("submit", function (evt) {
+    var form = evt.target.closest && evt.target.closest("[data-chart-controls] form[data-range-form]");
+    if (!form) return;
+    evt.preventDefault();
+    onRangeForm(form);
   });
 
   document.addEventListener("DOMContentLoaded", function () {
@@ -524,6 +673,8 @@
     energyBars: function (el, data) { return create(el, "energy", data).u; },
     /** Finds and draws every [data-chart] element under `scope`. */
     initCharts: initCharts,
+    /** Loads the chart in `el` again for its data-range / data-from / data-to / data-metric. */
+    reload: reload,
     formatValue: formatValue,
   };
 })();

@@ -10,7 +10,7 @@ pub(crate) const DC_CHANNELS: &str = "SELECT DISTINCT channel FROM dc_measuremen
 macro_rules! impl_export {
     ($store:ty) => {
         impl $crate::ExportReader for $store {
-            async fn dc_channels(
+            async fn export_dc_channels(
                 &self,
                 scope: &deyehard_core::TenantScope,
                 inverter: deyehard_core::InverterId,

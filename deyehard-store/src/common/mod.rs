@@ -19,6 +19,9 @@
 //! `crate::sqlite` and `crate::pg`.
 
 pub(crate) mod accounts;
+pub(crate) mod dashboard;
+pub(crate) mod dashboard_reads;
+pub(crate) mod dashboard_sql;
 pub(crate) mod devices;
 pub(crate) mod energy;
 pub(crate) mod export;

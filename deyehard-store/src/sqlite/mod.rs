@@ -147,6 +147,10 @@ crate::common::devices::impl_devices!(SqliteStore);
 crate::common::reads::impl_reads!(SqliteStore);
 crate::common::maintenance::impl_maintenance!(SqliteStore);
 crate::common::export::impl_export!(SqliteStore);
+crate::common::dashboard_reads::impl_dashboard!(
+    SqliteStore,
+    crate::common::dashboard_sql::sqlite_sql
+);
 
 #[cfg(test)]
 mod tests {

@@ -26,17 +26,17 @@ pub async fn dc_channels_of_a_range(db: TestDb) {
         .unwrap();
 
     let all = store
-        .dc_channels(&scope, inverter, june(0, 0), june(23, 0))
+        .export_dc_channels(&scope, inverter, june(0, 0), june(23, 0))
         .await
         .unwrap();
     assert_eq!(all, vec![1, 2, 3, 4]);
     let morning = store
-        .dc_channels(&scope, inverter, june(8, 0), june(12, 0))
+        .export_dc_channels(&scope, inverter, june(8, 0), june(12, 0))
         .await
         .unwrap();
     assert_eq!(morning, vec![1, 2], "the end is exclusive");
     let evening = store
-        .dc_channels(&scope, inverter, june(13, 0), june(23, 0))
+        .export_dc_channels(&scope, inverter, june(13, 0), june(23, 0))
         .await
         .unwrap();
     assert!(evening.is_empty(), "{evening:?}");
@@ -44,7 +44,7 @@ pub async fn dc_channels_of_a_range(db: TestDb) {
     // Another tenant's inverter, or one that does not exist, is not found.
     for (who, id) in [(&other, inverter), (&scope, InverterId::new(9_999))] {
         let err = store
-            .dc_channels(who, id, june(0, 0), june(23, 0))
+            .export_dc_channels(who, id, june(0, 0), june(23, 0))
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::NotFound), "{err:?}");

@@ -10,6 +10,8 @@
 #[cfg(test)]
 mod accounts;
 #[cfg(test)]
+mod dashboard;
+#[cfg(test)]
 mod devices;
 #[cfg(test)]
 mod energy;
@@ -78,6 +80,11 @@ conformance! {
     maintenance::retention_deletes_only_old_rows,
     maintenance::backend_info_reports_the_backend,
     export::dc_channels_of_a_range,
+    dashboard::status_of_a_real_shaped_day,
+    dashboard::statuses_without_data_and_across_tenants,
+    dashboard::summary_power_is_the_peak_of_the_sum,
+    dashboard::summary_energy_on_dst_days,
+    dashboard::dc_channels_and_metric_series,
 }
 
 /// PostgreSQL-only tests (RLS has no SQLite counterpart: there, the SQL's `WHERE user_id` is

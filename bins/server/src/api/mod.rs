@@ -9,12 +9,16 @@
 pub mod admin;
 pub mod apikey_auth;
 pub mod auth;
+pub mod charts;
+pub mod dashboard;
+mod dashboard_views;
 pub mod ingest;
 mod ingest_schema;
 pub mod inverter_input;
 pub mod inverters;
 pub mod keys;
 pub mod me;
+pub mod ranges;
 pub mod readings;
 mod reply;
 
@@ -22,6 +26,7 @@ use poem_openapi::{OpenApiService, Tags};
 
 use admin::AdminApi;
 use auth::AuthApi;
+use dashboard::DashboardApi;
 use inverters::InvertersApi;
 use keys::KeysApi;
 use me::MeApi;
@@ -66,6 +71,8 @@ pub enum ApiTags {
     Inverters,
     /// Readings of an inverter: JSON pages and CSV exports.
     Readings,
+    /// Live status, energy and chart series of the caller's inverters.
+    Dashboard,
 }
 
 /// Every API struct of the server.
@@ -77,6 +84,7 @@ pub type Api = (
     AdminApi,
     InvertersApi,
     ReadingsApi,
+    DashboardApi,
 );
 
 /// The OpenAPI service: nest it at [`API_PREFIX`].
@@ -89,6 +97,7 @@ pub fn service() -> OpenApiService<Api, ()> {
         AdminApi,
         InvertersApi,
         ReadingsApi,
+        DashboardApi,
     );
     OpenApiService::new(apis, "deyehard", env!("CARGO_PKG_VERSION"))
         .description(

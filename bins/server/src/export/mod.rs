@@ -113,7 +113,10 @@ impl Export {
             Format::JsonLines => export.cursors = cursors(inverters, from, to),
             Format::Csv(style) => {
                 for inv in inverters {
-                    let channels = export.store.dc_channels(&scope, inv.id, from, to).await?;
+                    let channels = export
+                        .store
+                        .export_dc_channels(&scope, inv.id, from, to)
+                        .await?;
                     export.channels = channels.into_iter().fold(export.channels, u8::max);
                 }
                 export.cursors = cursors(inverters, from, to);

@@ -12,10 +12,15 @@
 //! escape what users and devices supplied.
 
 mod auth;
+mod dc;
 mod export;
+mod fmt;
+mod inverter;
 mod inverter_views;
 mod inverters;
 mod start;
+mod summary;
+mod views;
 
 use askama::Template;
 use deyehard_store::User;
@@ -34,7 +39,9 @@ pub const LANG_COOKIE: &str = "deyehard_lang";
 /// Adds every page to `route`.
 pub fn add_routes(route: Route) -> Route {
     let route = inverters::add_routes(export::add_routes(route));
-    start::add_routes(auth::add_routes(route))
+    let route = start::add_routes(auth::add_routes(route));
+    let route = inverter::add_routes(dc::add_routes(route));
+    summary::add_routes(route)
 }
 
 /// A page request with a valid session.
