@@ -8,7 +8,8 @@ use poem::http::StatusCode;
 use poem::web::Data;
 use poem::{Request, Response, Route, get, handler};
 
-use super::views::{ConnectHelp, InverterCard, Totals, page_error, page_fmt};
+use super::inverter_views::ConnectHelp;
+use super::views::{InverterCard, Totals, page_error, page_fmt};
 use super::{SignedIn, render, signed_in};
 use crate::api::dashboard::summary_view;
 use crate::error::ApiError;
@@ -41,7 +42,7 @@ struct StartPage {
     layout: Layout,
     display_name: String,
     live: LiveView,
-    help: ConnectHelp,
+    connect: ConnectHelp,
 }
 
 #[derive(Template)]
@@ -74,16 +75,16 @@ async fn start_page(req: &Request, state: Data<&AppState>) -> Response {
     };
     let parts = async {
         let live = live_view(&state, &page).await?;
-        let help = ConnectHelp::new(&state, &page.auth).await?;
-        Ok::<_, ApiError>((live, help))
+        let connect = ConnectHelp::load(&state, &page.auth).await?;
+        Ok::<_, ApiError>((live, connect))
     };
     match parts.await {
-        Ok((live, help)) => render(
+        Ok((live, connect)) => render(
             &StartPage {
                 display_name: page.auth.user.display_name.clone(),
                 layout: page.layout,
                 live,
-                help,
+                connect,
             },
             StatusCode::OK,
         ),

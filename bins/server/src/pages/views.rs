@@ -15,7 +15,6 @@ use crate::api::charts::ChartData;
 use crate::api::dashboard::{InverterLive, SummaryView};
 use crate::api::ranges;
 use crate::error::ApiError;
-use crate::http::AppState;
 use crate::layout::{Lang, Layout};
 use crate::session::Authenticated;
 
@@ -342,50 +341,6 @@ pub fn period_title(period: Period, date: NaiveDate, lang: Lang) -> String {
         }
         (Period::Month, _) => format!("{month} {}", date.year()),
         (Period::Year, _) => date.year().to_string(),
-    }
-}
-
-/// How to connect a device, with the user's own values (a minimal version; the inverters
-/// pages bring the full one).
-#[derive(Debug, Clone)]
-pub struct ConnectHelp {
-    /// The OpenDTU push URL.
-    pub push_url: String,
-    /// The server's host name for Solarman loggers.
-    pub host: String,
-    /// The collector's port.
-    pub port: u16,
-    /// Prefixes of the user's active API keys (`dh_abcd…`).
-    pub key_prefixes: Vec<String>,
-}
-
-impl ConnectHelp {
-    /// The help for the user of `auth`.
-    ///
-    /// # Errors
-    /// Store errors.
-    pub async fn new(state: &AppState, auth: &Authenticated) -> Result<Self, ApiError> {
-        use deyehard_store::ApiKeyStore;
-        let base = state.accounts.settings().base_url.clone();
-        let authority = base
-            .split_once("://")
-            .map_or(base.as_str(), |(_, rest)| rest);
-        let authority = authority.split('/').next().unwrap_or(authority);
-        let host = match authority.rsplit_once(':') {
-            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
-            _ => authority,
-        };
-        let keys = state.store.api_keys(&auth.scope).await?;
-        Ok(Self {
-            push_url: format!("{base}/api/opendtu/measurements"),
-            host: host.to_owned(),
-            port: 10_000,
-            key_prefixes: keys
-                .into_iter()
-                .filter(|k| k.revoked_at.is_none())
-                .map(|k| format!("dh_{}…", k.prefix))
-                .collect(),
-        })
     }
 }
 
