@@ -10,14 +10,15 @@ use deyehard_core::{
 use crate::PgStore;
 #[cfg(feature = "sqlite")]
 use crate::SqliteStore;
+use crate::model::SerialConflict;
 use crate::model::{
-    AdminActor, ApiKey, BackendInfo, DailyEnergy, DcSeries, EnergyBucket, EnergySummary, Inverter,
-    InverterFields, LatestReading, LoggerClaim, NewUser, PowerSeries, ProfileUpdate, RawFrame,
-    RawFrameInput, RetentionReport, StoreOptions, UnclaimedLogger, UnknownSerial, User, UserFlags,
-    UserOverview, WriteOutcome,
+    AdminActor, AdminCounts, AdminInverter, AdminUnknownSerial, ApiKey, BackendInfo, DailyEnergy,
+    DcSeries, EnergyBucket, EnergySummary, Inverter, InverterFields, LatestReading, LoggerClaim,
+    NewUser, PowerSeries, ProfileUpdate, RawFrame, RawFrameInput, RetentionReport, StoreOptions,
+    UnclaimedLogger, UnknownSerial, User, UserFlags, UserOverview, WriteOutcome,
 };
 use crate::traits::{
-    AdminStore, ApiKeyStore, InverterStore, Maintenance, RawFrameStore, ReadingReader,
+    AdminFleet, AdminStore, ApiKeyStore, InverterStore, Maintenance, RawFrameStore, ReadingReader,
     ReadingWriter, StoreResult, UnclaimedLoggerStore, UserStore,
 };
 
@@ -87,6 +88,27 @@ macro_rules! dispatch {
             Store::Postgres(store) => store.$method($($arg),*).await,
         }
     };
+}
+
+impl Store {
+    /// When a claim of `fields`' logger serial was refused because another tenant holds it,
+    /// records the attempt for the admin's conflict view ([`AdminFleet::admin_serial_conflicts`]);
+    /// returns `outcome` unchanged (a failed record is only logged).
+    async fn note_refused_claim(
+        &self,
+        scope: &TenantScope,
+        fields: &InverterFields,
+        outcome: StoreResult<Inverter>,
+    ) -> StoreResult<Inverter> {
+        if let (Err(crate::StoreError::Conflict(name)), Some(serial)) =
+            (&outcome, fields.logger_serial)
+            && name == crate::constraint::INVERTER_LOGGER_SERIAL
+            && let Err(e) = dispatch!(self.record_claim_conflict(scope, serial))
+        {
+            tracing::warn!(error = %e, %serial, "cannot record a refused logger claim");
+        }
+        outcome
+    }
 }
 
 impl UserStore for Store {
@@ -163,7 +185,8 @@ impl InverterStore for Store {
         scope: &TenantScope,
         fields: &InverterFields,
     ) -> StoreResult<Inverter> {
-        dispatch!(self.create_inverter(scope, fields))
+        let created = dispatch!(self.create_inverter(scope, fields));
+        self.note_refused_claim(scope, fields, created).await
     }
     async fn inverter(&self, scope: &TenantScope, id: InverterId) -> StoreResult<Inverter> {
         dispatch!(self.inverter(scope, id))
@@ -184,7 +207,8 @@ impl InverterStore for Store {
         id: InverterId,
         fields: &InverterFields,
     ) -> StoreResult<Inverter> {
-        dispatch!(self.update_inverter(scope, id, fields))
+        let updated = dispatch!(self.update_inverter(scope, id, fields));
+        self.note_refused_claim(scope, fields, updated).await
     }
     async fn delete_inverter(&self, scope: &TenantScope, id: InverterId) -> StoreResult<()> {
         dispatch!(self.delete_inverter(scope, id))
@@ -373,5 +397,42 @@ impl Maintenance for Store {
     }
     async fn apply_retention(&self, now: DateTime<Utc>, days: u32) -> StoreResult<RetentionReport> {
         dispatch!(self.apply_retention(now, days))
+    }
+}
+
+impl AdminFleet for Store {
+    async fn admin_search_inverters(
+        &self,
+        actor: AdminActor,
+        search: Option<&str>,
+        limit: u32,
+        offset: u32,
+    ) -> StoreResult<Vec<AdminInverter>> {
+        dispatch!(self.admin_search_inverters(actor, search, limit, offset))
+    }
+    async fn admin_reassign_inverter(
+        &self,
+        actor: AdminActor,
+        inverter: InverterId,
+        new_owner: UserId,
+    ) -> StoreResult<Inverter> {
+        dispatch!(self.admin_reassign_inverter(actor, inverter, new_owner))
+    }
+    async fn admin_unknown_serials(
+        &self,
+        actor: AdminActor,
+        limit: u32,
+    ) -> StoreResult<Vec<AdminUnknownSerial>> {
+        dispatch!(self.admin_unknown_serials(actor, limit))
+    }
+    async fn admin_serial_conflicts(&self, actor: AdminActor) -> StoreResult<Vec<SerialConflict>> {
+        dispatch!(self.admin_serial_conflicts(actor))
+    }
+    async fn admin_counts(
+        &self,
+        actor: AdminActor,
+        seen_since: DateTime<Utc>,
+    ) -> StoreResult<AdminCounts> {
+        dispatch!(self.admin_counts(actor, seen_since))
     }
 }

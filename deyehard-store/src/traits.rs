@@ -348,3 +348,51 @@ pub trait Maintenance {
         days: u32,
     ) -> impl Future<Output = StoreResult<RetentionReport>> + Send;
 }
+
+/// Admin views and actions over the whole fleet: inverters of every tenant, their serials and
+/// conflicts, moving an inverter to another owner, and counts for the status page. Like
+/// [`AdminStore`], every method re-checks in the database, in the same transaction, that the
+/// actor is an active superuser ([`StoreError::Forbidden`] otherwise).
+pub trait AdminFleet {
+    /// Inverters of all tenants whose device serial or logger serial contains `search` (any
+    /// case; all inverters without a search), by id, with their owners' addresses.
+    fn admin_search_inverters(
+        &self,
+        actor: AdminActor,
+        search: Option<&str>,
+        limit: u32,
+        offset: u32,
+    ) -> impl Future<Output = StoreResult<Vec<crate::AdminInverter>>> + Send;
+    /// Moves an inverter, with all its readings, energy and raw frames, to `new_owner`.
+    /// [`StoreError::NotFound`] for an unknown inverter, [`StoreError::Invalid`] for an unknown
+    /// owner, [`StoreError::Conflict`] with [`crate::constraint::INVERTER_SERIAL`] when the new
+    /// owner already has an inverter with this serial. Days already computed keep the time zone
+    /// they were computed in.
+    fn admin_reassign_inverter(
+        &self,
+        actor: AdminActor,
+        inverter: InverterId,
+        new_owner: UserId,
+    ) -> impl Future<Output = StoreResult<Inverter>> + Send;
+    /// OpenDTU serials pushed with some tenant's key that this tenant has not registered, most
+    /// recent first.
+    fn admin_unknown_serials(
+        &self,
+        actor: AdminActor,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<crate::AdminUnknownSerial>>> + Send;
+    /// Serials several tenants lay claim to: a device serial registered by more than one
+    /// tenant or pushed by another tenant's key, and logger serials whose claim was refused to
+    /// another tenant (recorded by [`crate::Store`]'s `create_inverter` and `update_inverter`).
+    fn admin_serial_conflicts(
+        &self,
+        actor: AdminActor,
+    ) -> impl Future<Output = StoreResult<Vec<crate::SerialConflict>>> + Send;
+    /// Numbers of users, inverters (and those seen since `seen_since`), keys and unclaimed
+    /// loggers.
+    fn admin_counts(
+        &self,
+        actor: AdminActor,
+        seen_since: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<crate::AdminCounts>> + Send;
+}

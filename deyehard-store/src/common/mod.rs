@@ -19,6 +19,7 @@
 //! `crate::sqlite` and `crate::pg`.
 
 pub(crate) mod accounts;
+pub(crate) mod admin;
 pub(crate) mod devices;
 pub(crate) mod energy;
 pub(crate) mod maintenance;

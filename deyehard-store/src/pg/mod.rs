@@ -122,3 +122,4 @@ crate::common::accounts::impl_accounts!(PgStore);
 crate::common::devices::impl_devices!(PgStore);
 crate::common::reads::impl_reads!(PgStore);
 crate::common::maintenance::impl_maintenance!(PgStore);
+crate::common::admin::impl_admin!(PgStore, "SET CONSTRAINTS ALL DEFERRED");

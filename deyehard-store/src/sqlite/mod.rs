@@ -135,6 +135,7 @@ crate::common::accounts::impl_accounts!(SqliteStore);
 crate::common::devices::impl_devices!(SqliteStore);
 crate::common::reads::impl_reads!(SqliteStore);
 crate::common::maintenance::impl_maintenance!(SqliteStore);
+crate::common::admin::impl_admin!(SqliteStore, "PRAGMA defer_foreign_keys = ON");
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,8 @@
 #[cfg(test)]
 mod accounts;
 #[cfg(test)]
+mod admin;
+#[cfg(test)]
 mod devices;
 #[cfg(test)]
 mod energy;
@@ -56,6 +58,11 @@ conformance! {
     accounts::api_key_resolution,
     accounts::api_keys_of_other_tenants_are_not_found,
     accounts::admin_methods_recheck_superuser,
+    admin::admin_searches_inverters_across_tenants,
+    admin::reassigning_moves_the_inverter_with_all_its_data,
+    admin::reassigning_refuses_bad_targets_and_changes_nothing,
+    admin::serial_conflicts_and_unknown_serials,
+    admin::admin_counts_users_inverters_and_keys,
     inverters::inverter_lifecycle_and_conflicts,
     inverters::other_tenants_inverters_are_not_found,
     inverters::unknown_serials_until_registered,
@@ -84,6 +91,12 @@ mod postgres_only {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn rls_shows_each_tenant_only_its_rows() {
         let test = crate::isolation::rls_shows_each_tenant_only_its_rows;
+        crate::harness::run(crate::harness::Kind::Postgres, test).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn claim_conflicts_are_isolated_by_rls() {
+        let test = crate::admin::claim_conflicts_are_isolated_by_rls;
         crate::harness::run(crate::harness::Kind::Postgres, test).await;
     }
 
