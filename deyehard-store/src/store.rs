@@ -150,6 +150,25 @@ impl UserStore for Store {
     async fn delete_user(&self, scope: &TenantScope) -> StoreResult<()> {
         dispatch!(self.delete_user(scope))
     }
+    async fn upgrade_password_hash(
+        &self,
+        scope: &TenantScope,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> StoreResult<bool> {
+        dispatch!(self.upgrade_password_hash(scope, old_hash, new_hash))
+    }
+    async fn set_superuser(&self, scope: &TenantScope, superuser: bool) -> StoreResult<()> {
+        dispatch!(self.set_superuser(scope, superuser))
+    }
+    async fn users_unscoped(
+        &self,
+        search: Option<&str>,
+        limit: u32,
+        offset: u32,
+    ) -> StoreResult<Vec<UserOverview>> {
+        dispatch!(self.users_unscoped(search, limit, offset))
+    }
 }
 
 impl ApiKeyStore for Store {

@@ -71,6 +71,31 @@ pub trait UserStore {
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Deletes the account and, by cascade, everything it owns.
     fn delete_user(&self, scope: &TenantScope) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Replaces a password hash with a stronger hash of the same password (after a login with
+    /// an outdated hash), without ending any session. Changes nothing, and returns `false`,
+    /// when the stored hash is no longer `old_hash` (the password changed meanwhile).
+    fn upgrade_password_hash(
+        &self,
+        scope: &TenantScope,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Grants or revokes administrator rights. For the operator's command line, who acts for
+    /// the account with the database in hand; the web app uses
+    /// [`AdminStore::admin_set_user_flags`] instead.
+    fn set_superuser(
+        &self,
+        scope: &TenantScope,
+        superuser: bool,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Every account matching `search` (as [`AdminStore::admin_users`]), by id, for the
+    /// operator's command line. Cross-tenant and unchecked: the web app never calls it.
+    fn users_unscoped(
+        &self,
+        search: Option<&str>,
+        limit: u32,
+        offset: u32,
+    ) -> impl Future<Output = StoreResult<Vec<UserOverview>>> + Send;
 }
 
 /// API keys (one per DTU, say). Only hashes are stored.

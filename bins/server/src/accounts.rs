@@ -201,3 +201,100 @@ pub fn from_args(
     settings.default_time_zone = args.default_time_zone.clone();
     Ok(Accounts::new(settings, secrets, mailer))
 }
+
+/// `user list`: every user matching `search` on stdout, one per line, tab-separated (see the
+/// command's help), in pages of 500.
+///
+/// # Errors
+/// Store errors, or stdout closed.
+pub async fn print_users(
+    store: &deyehard_store::Store,
+    search: Option<&str>,
+) -> anyhow::Result<()> {
+    use deyehard_store::UserStore;
+    use std::io::Write;
+    const PAGE: u32 = 500;
+    let mut out = std::io::stdout().lock();
+    let mut offset = 0;
+    loop {
+        let page = store.users_unscoped(search, PAGE, offset).await?;
+        for o in &page {
+            writeln!(out, "{}", user_line(o))?;
+        }
+        if page.len() < PAGE as usize {
+            return Ok(());
+        }
+        offset += PAGE;
+    }
+}
+
+/// One line of `user list`.
+fn user_line(o: &deyehard_store::UserOverview) -> String {
+    let u = &o.user;
+    let flag = |on: bool, yes: &'static str, no: &'static str| if on { yes } else { no };
+    let name: String = u
+        .display_name
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    format!(
+        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+        u.id,
+        u.email,
+        flag(u.is_active, "active", "inactive"),
+        flag(u.is_verified, "verified", "unverified"),
+        flag(u.is_superuser, "admin", "user"),
+        o.inverter_count,
+        u.created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        name
+    )
+}
+
+/// `apikey create` refuses accounts whose address is not confirmed, as the web app does.
+///
+/// # Errors
+/// A message saying how to verify the user first; store errors.
+pub async fn check_key_owner_verified(
+    store: &deyehard_store::Store,
+    email: &str,
+) -> anyhow::Result<()> {
+    use deyehard_store::UserStore;
+    match store.user_by_email_unscoped(email).await? {
+        Some(user) if !user.is_verified => anyhow::bail!(
+            "{email} has not confirmed their email address, and unverified accounts cannot \
+             have API keys; confirm it for them with `deyehard-server user verify --email {email}`"
+        ),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_lines_are_tab_separated_and_one_line_each() {
+        let user = deyehard_store::User {
+            id: deyehard_core::UserId::new(7),
+            email: "ann@example.org".to_owned(),
+            password_hash: String::new(),
+            display_name: "Ann\tB\nC".to_owned(),
+            time_zone: "Europe/Berlin".to_owned(),
+            locale: "en".to_owned(),
+            is_active: true,
+            is_verified: false,
+            is_superuser: true,
+            session_version: 1,
+            created_at: chrono::DateTime::from_timestamp(1_750_000_000, 0).unwrap(),
+        };
+        let line = user_line(&deyehard_store::UserOverview {
+            user,
+            inverter_count: 2,
+        });
+        assert_eq!(
+            line,
+            "7\tann@example.org\tactive\tunverified\tadmin\t2\t2025-06-15T15:06:40Z\tAnn B C"
+        );
+    }
+}

@@ -429,3 +429,41 @@ pub async fn claim_conflicts_are_isolated_by_rls(db: TestDb) {
         tx.rollback().await.unwrap();
     }
 }
+
+pub async fn operator_lists_users_and_sets_superuser(db: TestDb) {
+    let a = db.tenant("anna@example.org").await;
+    let b = db.tenant("bert@example.org").await;
+    db.inverter(&b, "116100000001").await;
+    db.inverter(&b, "116100000002").await;
+
+    let all = db.store.users_unscoped(None, 100, 0).await.unwrap();
+    let summary: Vec<_> = all
+        .iter()
+        .map(|o| (o.user.email.as_str(), o.inverter_count))
+        .collect();
+    assert_eq!(summary, [("anna@example.org", 0), ("bert@example.org", 2)]);
+    let found = db.store.users_unscoped(Some("BERT"), 100, 0).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(db.store.users_unscoped(None, 1, 1).await.unwrap().len(), 1);
+
+    let actor = AdminActor::new(&a);
+    assert!(matches!(
+        db.store.admin_counts(actor, june(0, 0)).await,
+        Err(StoreError::Forbidden)
+    ));
+    db.store.set_superuser(&a, true).await.unwrap();
+    assert!(db.store.user(&a).await.unwrap().is_superuser);
+    assert_eq!(
+        db.store
+            .admin_counts(actor, june(0, 0))
+            .await
+            .unwrap()
+            .superusers,
+        1
+    );
+    db.store.set_superuser(&a, false).await.unwrap();
+    assert!(matches!(
+        db.store.admin_counts(actor, june(0, 0)).await,
+        Err(StoreError::Forbidden)
+    ));
+}

@@ -63,6 +63,7 @@ conformance! {
     admin::reassigning_refuses_bad_targets_and_changes_nothing,
     admin::serial_conflicts_and_unknown_serials,
     admin::admin_counts_users_inverters_and_keys,
+    admin::operator_lists_users_and_sets_superuser,
     inverters::inverter_lifecycle_and_conflicts,
     inverters::other_tenants_inverters_are_not_found,
     inverters::unknown_serials_until_registered,

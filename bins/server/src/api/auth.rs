@@ -391,11 +391,40 @@ pub async fn login(
         .verify_password(password.to_owned(), phc)
         .await?;
     match user {
-        Some(user) if ok => Ok(user),
+        Some(user) if ok => {
+            upgrade_hash(state, &user, password).await;
+            Ok(user)
+        }
         _ => {
             tracing::info!(%ip, "failed login");
             Err(ApiError::Unauthorized)
         }
+    }
+}
+
+/// After a successful login with a hash of older parameters (or a bcrypt hash of an imported
+/// account), stores a current argon2id hash of the same password. Sessions stay valid; a
+/// failure is logged and does not fail the login.
+async fn upgrade_hash(state: &AppState, user: &User, password: &str) {
+    if !password::needs_rehash(&user.password_hash) {
+        return;
+    }
+    let upgraded = match state.accounts.hash_password(password.to_owned()).await {
+        Ok(hash) => {
+            let scope = TenantScope::from_credential_lookup(user.id);
+            state
+                .store
+                .upgrade_password_hash(&scope, &user.password_hash, &hash)
+                .await
+                .map_err(ApiError::from)
+        }
+        Err(e) => Err(e),
+    };
+    match upgraded {
+        Ok(_) => {
+            tracing::info!(user = %user.id, "password hash upgraded to the current parameters")
+        }
+        Err(e) => tracing::warn!(user = %user.id, error = %e, "cannot upgrade the password hash"),
     }
 }
 

@@ -7,6 +7,7 @@
 //! deyehard-server openapi` rewrites it).
 
 pub mod admin;
+pub mod admin_ops;
 pub mod apikey_auth;
 pub mod auth;
 pub mod ingest;
