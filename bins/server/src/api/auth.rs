@@ -123,6 +123,15 @@ pub enum LoggedOut {
     Ok(Json<Message>, #[oai(header = "Set-Cookie")] String),
 }
 
+/// The answer to an address that is not one.
+pub const INVALID_EMAIL: &str = "This is not a valid email address.";
+/// The answer to an empty display name.
+pub const NO_DISPLAY_NAME: &str = "Please enter a display name.";
+/// The answer to a display name over 100 characters.
+pub const NAME_TOO_LONG: &str = "The display name must be at most 100 characters long.";
+/// The start of the answer to a time zone that is not an IANA name (the name follows).
+pub const UNKNOWN_TIME_ZONE: &str = "Unknown time zone:";
+
 /// The same answer for every signup.
 pub const SIGNUP_ACCEPTED: &str =
     "Thanks! Check your inbox: we sent you a message to confirm your email address.";
@@ -169,23 +178,8 @@ impl AuthApi {
         req: &Request,
         body: Json<EmailRequest>,
     ) -> poem::Result<Json<Message>> {
-        let accounts = &state.accounts;
-        let ip = client_ip(req, &accounts.settings().trusted_proxies);
-        accounts.limits().resend.check(&format!("ip:{ip}"))?;
-        accounts
-            .limits()
-            .resend
-            .check(&format!("acct:{}", body.email.trim().to_lowercase()))?;
-        if let Some(user) = state
-            .store
-            .user_by_email_unscoped(body.email.trim())
-            .await
-            .map_err(ApiError::from)?
-            && user.is_active
-            && !user.is_verified
-        {
-            send_verification(accounts, &user, &user.email);
-        }
+        let ip = client_ip(req, &state.accounts.settings().trusted_proxies);
+        resend_verification(&state, ip, &body.email).await?;
         Ok(Message::new(RESEND_ACCEPTED))
     }
 
@@ -274,10 +268,15 @@ pub async fn signup(state: &AppState, form: SignupRequest) -> Result<Json<Messag
     let accounts = &state.accounts;
     let email = form.email.trim().to_owned();
     if email.parse::<lettre::Address>().is_err() {
-        return Err(ApiError::Unprocessable(
-            "This is not a valid email address.".to_owned(),
-        ));
+        return Err(ApiError::Unprocessable(INVALID_EMAIL.to_owned()));
     }
+    let display_name = check_display_name(&form.display_name)?;
+    let time_zone = form
+        .time_zone
+        .map(|tz| tz.trim().to_owned())
+        .filter(|tz| !tz.is_empty())
+        .unwrap_or_else(|| accounts.settings().default_time_zone.clone());
+    check_time_zone(&time_zone)?;
     password::check_policy(&form.password, Some(&email))
         .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     let locale = form
@@ -289,12 +288,8 @@ pub async fn signup(state: &AppState, form: SignupRequest) -> Result<Json<Messag
     let new = NewUser {
         email: email.clone(),
         password_hash: hash,
-        display_name: form.display_name.trim().to_owned(),
-        time_zone: Some(
-            form.time_zone
-                .filter(|tz| !tz.is_empty())
-                .unwrap_or_else(|| accounts.settings().default_time_zone.clone()),
-        ),
+        display_name,
+        time_zone: Some(time_zone),
         locale: Some(locale),
         is_verified: false,
         is_superuser: false,
@@ -315,6 +310,62 @@ pub async fn signup(state: &AppState, form: SignupRequest) -> Result<Json<Messag
         Err(e) => return Err(e.into()),
     }
     Ok(Message::new(SIGNUP_ACCEPTED))
+}
+
+/// A display name from a form, trimmed.
+///
+/// # Errors
+/// 422 when it is empty or longer than 100 characters.
+pub fn check_display_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() {
+        Err(ApiError::Unprocessable(NO_DISPLAY_NAME.to_owned()))
+    } else if name.chars().count() > 100 {
+        Err(ApiError::Unprocessable(NAME_TOO_LONG.to_owned()))
+    } else {
+        Ok(name.to_owned())
+    }
+}
+
+/// Checks an IANA time zone name from a form.
+///
+/// # Errors
+/// 422 naming the zone when it is unknown.
+pub fn check_time_zone(name: &str) -> Result<(), ApiError> {
+    match deyehard_core::energy::parse_tz(name) {
+        Ok(_) => Ok(()),
+        Err(_) => {
+            let shown: String = name.chars().take(64).collect();
+            Err(ApiError::Unprocessable(format!(
+                "{UNKNOWN_TIME_ZONE} {shown:?}"
+            )))
+        }
+    }
+}
+
+/// Mails a new verification link when the address belongs to an active, unverified account
+/// (and says nothing either way). Rate-limited per client address and per address.
+///
+/// # Errors
+/// 429 when rate-limited; store errors.
+pub async fn resend_verification(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    email: &str,
+) -> Result<(), ApiError> {
+    let accounts = &state.accounts;
+    accounts.limits().resend.check(&format!("ip:{ip}"))?;
+    accounts
+        .limits()
+        .resend
+        .check(&format!("acct:{}", email.trim().to_lowercase()))?;
+    if let Some(user) = state.store.user_by_email_unscoped(email.trim()).await?
+        && user.is_active
+        && !user.is_verified
+    {
+        send_verification(accounts, &user, &user.email);
+    }
+    Ok(())
 }
 
 /// Mails a verification link for `address` to the user.
@@ -338,7 +389,8 @@ fn link_error(e: deyehard_core::auth::TokenError) -> ApiError {
     ApiError::Unprocessable(e.to_string())
 }
 
-const LINK_USED: &str =
+/// The answer to a genuine link that was used already or no longer matches the account.
+pub const LINK_USED: &str =
     "This link has already been used or is no longer valid. Please request a new one.";
 
 /// Verifies the address a verification token names.

@@ -11,7 +11,12 @@
 //! Pages never build HTML from strings: everything goes through askama templates, which
 //! escape what users and devices supplied.
 
+mod account;
+mod admin;
 mod auth;
+mod keys;
+mod messages;
+mod signup;
 mod start;
 
 use askama::Template;
@@ -30,7 +35,10 @@ pub const LANG_COOKIE: &str = "deyehard_lang";
 
 /// Adds every page to `route`.
 pub fn add_routes(route: Route) -> Route {
-    start::add_routes(auth::add_routes(route))
+    let route = signup::add_routes(auth::add_routes(route));
+    let route = keys::add_routes(account::add_routes(route));
+    let route = admin::add_routes(route);
+    start::add_routes(route)
 }
 
 /// A page request with a valid session.
