@@ -265,11 +265,13 @@ pub async fn change_password(
     current: &str,
     new: &str,
 ) -> Result<String, ApiError> {
+    // Guessing the current password through this form costs the same budget as logging in,
+    // counted per account apart from the logins themselves.
     state
         .accounts
         .limits()
         .login_account
-        .check(&format!("acct:{}", auth.user.email.to_lowercase()))?;
+        .check(&format!("change:{}", auth.user.id))?;
     check_current_password(state, auth, current).await?;
     password::check_policy(new, Some(&auth.user.email))
         .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
@@ -374,6 +376,11 @@ pub async fn delete_account(
     auth: &Authenticated,
     password: &str,
 ) -> Result<(), ApiError> {
+    state
+        .accounts
+        .limits()
+        .login_account
+        .check(&format!("delete:{}", auth.user.id))?;
     check_current_password(state, auth, password).await?;
     state.store.delete_user(&auth.scope).await?;
     tracing::info!(user = %auth.user.id, "account deleted");

@@ -12,7 +12,7 @@ use poem::{Request, Response, Route, get, handler, post};
 use serde::Deserialize;
 
 use super::auth::MessagePage;
-use super::messages::{error_text, pick};
+use super::messages::{error_text, pick, with_retry_after};
 use super::signup::{RuleView, password_rules, time_zones};
 use super::{LANG_COOKIE, SignedIn, redirect, render, signed_in, visitor_layout};
 use crate::api::me::{
@@ -81,7 +81,7 @@ impl AccountPage {
     fn failed(mut self, e: &ApiError) -> Response {
         let (status, text) = error_text(self.layout.lang, e);
         self.error = Some(text);
-        render(&self, status)
+        with_retry_after(render(&self, status), e)
     }
 }
 

@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use super::account::local_time;
 use super::auth::MessagePage;
-use super::messages::{error_text, pick};
+use super::messages::{error_text, pick, with_retry_after};
 use super::{SignedIn, redirect, render, safe_next, signed_in, url_encode};
 use crate::api::admin::{
     AdminConflict, AdminInverter, AdminUnknownSerial, ReassignRequest, SystemStatus, admin_actor,
@@ -65,7 +65,8 @@ async fn admin(req: &Request, state: &AppState) -> Result<(SignedIn, AdminActor)
 fn failure(layout: Layout, e: &ApiError) -> Response {
     let (status, text) = error_text(layout.lang, e);
     let heading = ("That did not work", "Das hat nicht geklappt");
-    MessagePage::show(layout, heading, text, Some(("/admin", TITLE)), status)
+    let resp = MessagePage::show(layout, heading, text, Some(("/admin", TITLE)), status);
+    with_retry_after(resp, e)
 }
 
 /// The notice for `?done=`.
@@ -141,13 +142,15 @@ struct UserRow {
     is_superuser: bool,
     inverter_count: i64,
     created: String,
+    /// The signed-in admin's own row: no buttons that would lock them out.
+    is_self: bool,
 }
 
 impl UserRow {
     /// The flag buttons: (English, German, is_active, is_verified, is_superuser) to post.
     fn actions(&self) -> Vec<(&'static str, &'static str, bool, bool, bool)> {
         let (a, v, s) = (self.is_active, self.is_verified, self.is_superuser);
-        vec![
+        let all = [
             if v {
                 ("Unverify", "Bestätigung entziehen", a, false, s)
             } else {
@@ -163,7 +166,10 @@ impl UserRow {
             } else {
                 ("Make admin", "Zum Admin machen", a, v, true)
             },
-        ]
+        ];
+        all.into_iter()
+            .filter(|(.., active, _, admin)| !self.is_self || (*active && *admin))
+            .collect()
     }
 }
 
@@ -207,9 +213,11 @@ async fn users_page(req: &Request, state: Data<&AppState>, Query(q): Query<ListQ
         Err(e) => return failure(page.layout, &e.into()),
     };
     let zone = page.auth.user.time_zone.clone();
+    let me = page.auth.user.id;
     let users: Vec<UserRow> = found
         .into_iter()
         .map(|o| UserRow {
+            is_self: o.user.id == me,
             id: o.user.id.get(),
             created: local_time(o.user.created_at, &zone),
             email: o.user.email,

@@ -10,7 +10,7 @@ use poem::web::{Data, Form, Query};
 use poem::{Request, Response, Route, get, handler, post};
 use serde::Deserialize;
 
-use super::messages::{error_text, pick};
+use super::messages::{error_text, pick, with_retry_after};
 use super::signup::{RuleView, password_rules};
 use super::{redirect, render, safe_next, visitor_layout};
 use crate::api::auth::{
@@ -164,7 +164,7 @@ async fn login_submit(
         }
         Err(e) => {
             let layout = visitor_layout(req, LOGIN_TITLE);
-            let (status, text) = match e {
+            let (status, text) = match &e {
                 ApiError::Unauthorized => (
                     StatusCode::UNAUTHORIZED,
                     pick(
@@ -175,7 +175,7 @@ async fn login_submit(
                         ),
                     ),
                 ),
-                other => error_text(layout.lang, &other),
+                other => error_text(layout.lang, other),
             };
             let page = LoginPage {
                 layout,
@@ -184,7 +184,7 @@ async fn login_submit(
                 error: Some(text),
                 notice: None,
             };
-            render(&page, status)
+            with_retry_after(render(&page, status), &e)
         }
     }
 }
@@ -307,7 +307,7 @@ async fn reset_submit(
             let (status, text) = error_text(page.layout.lang, &e);
             page.error = Some(text);
             page.rules = password_rules(page.layout.lang, Some(&form.password), None);
-            render(&page, status)
+            with_retry_after(render(&page, status), &e)
         }
     }
 }
@@ -335,7 +335,7 @@ async fn reset_request(
             let mut page = reset_form(req, None, None);
             let (status, text) = error_text(page.layout.lang, &e);
             page.error = Some(text);
-            render(&page, status)
+            with_retry_after(render(&page, status), &e)
         }
     }
 }
@@ -401,7 +401,7 @@ async fn resend_submit(
                 error: Some(text),
                 notice: None,
             };
-            render(&page, status)
+            with_retry_after(render(&page, status), &e)
         }
     }
 }

@@ -12,7 +12,7 @@ use poem::{Request, Response, Route, get, handler, post};
 use serde::Deserialize;
 
 use super::account::{TITLE, local_time};
-use super::messages::{error_text, pick};
+use super::messages::{error_text, pick, with_retry_after};
 use super::{SignedIn, redirect, render, signed_in};
 use crate::api::keys::create_key;
 use crate::error::ApiError;
@@ -156,7 +156,8 @@ async fn create_submit(
         }
         Err(e) => {
             let (status, text) = error_text(page.layout.lang, &e);
-            show(&state, page, |v| v.error = Some(text), status).await
+            let resp = show(&state, page, |v| v.error = Some(text), status).await;
+            with_retry_after(resp, &e)
         }
     }
 }

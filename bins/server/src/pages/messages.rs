@@ -7,6 +7,7 @@
 //! anything unknown is shown in English rather than not at all.
 
 use deyehard_core::auth::{PolicyError, TokenError};
+use poem::Response;
 use poem::http::StatusCode;
 
 use crate::api::admin_ops::NOT_YOURSELF;
@@ -28,11 +29,25 @@ pub const POLICY_RULES: [PolicyError; 6] = [
     PolicyError::SameAsEmail,
 ];
 
-/// A broken password rule in the page's language.
-pub fn policy_text(lang: Lang, rule: PolicyError) -> String {
+/// A rule of the policy as a checklist item (a requirement, not an error) for the live check.
+pub fn rule_label(lang: Lang, rule: PolicyError) -> &'static str {
+    let (en, de) = match rule {
+        PolicyError::TooShort => ("At least 8 characters", "Mindestens 8 Zeichen"),
+        PolicyError::TooLong => ("At most 1024 bytes", "Höchstens 1024 Bytes"),
+        PolicyError::NoDigit => ("At least one digit (0-9)", "Mindestens eine Ziffer (0-9)"),
+        PolicyError::NoUppercase => (
+            "At least one upper-case letter",
+            "Mindestens ein Großbuchstabe",
+        ),
+        PolicyError::Common => (
+            "Not a common, easily guessed password",
+            "Kein verbreitetes, leicht zu erratendes Passwort",
+        ),
+        PolicyError::SameAsEmail => ("Not your email address", "Nicht deine E-Mail-Adresse"),
+    };
     match lang {
-        Lang::En => rule.to_string(),
-        Lang::De => policy_german(rule).to_owned(),
+        Lang::En => en,
+        Lang::De => de,
     }
 }
 
@@ -130,6 +145,21 @@ pub fn pick(lang: Lang, (en, de): (&str, &str)) -> String {
         Lang::En => en.to_owned(),
         Lang::De => de.to_owned(),
     }
+}
+
+/// `resp` with `Retry-After` when `e` says when to come back (rate limits, 503), as the API's
+/// error responses have it.
+pub fn with_retry_after(mut resp: Response, e: &ApiError) -> Response {
+    let seconds = match e {
+        ApiError::RateLimited { retry_after_s } | ApiError::Unavailable { retry_after_s } => {
+            *retry_after_s
+        }
+        _ => return resp,
+    };
+    if let Ok(value) = seconds.to_string().parse() {
+        resp.headers_mut().insert("retry-after", value);
+    }
+    resp
 }
 
 /// The status and the text a page shows for a failed flow. Form and link errors are `400`;

@@ -16,7 +16,7 @@ use poem::{Request, Response, Route, get, handler, post};
 use serde::Deserialize;
 
 use super::auth::{MessagePage, signup_accepted};
-use super::messages::{POLICY_RULES, error_text, policy_text};
+use super::messages::{POLICY_RULES, error_text, rule_label, with_retry_after};
 use super::{page_lang, redirect, render, visitor_layout};
 use crate::api::auth::{SignupRequest, signup};
 use crate::http::AppState;
@@ -56,7 +56,7 @@ pub fn password_rules(lang: Lang, password: Option<&str>, email: Option<&str>) -
             _ => true,
         })
         .map(|rule| RuleView {
-            text: policy_text(lang, rule),
+            text: rule_label(lang, rule).to_owned(),
             state: match (password, broken.contains(&rule)) {
                 (None, _) => "pending",
                 (Some(_), true) => "broken",
@@ -181,7 +181,7 @@ async fn signup_submit(
                 error: Some(text),
                 notice: None,
             };
-            render(&page, status)
+            with_retry_after(render(&page, status), &e)
         }
     }
 }
@@ -225,23 +225,11 @@ mod tests {
         assert_eq!(
             states,
             [
-                ("Das Passwort muss mindestens 8 Zeichen lang sein.", "ok"),
-                (
-                    "Das Passwort muss mindestens eine Ziffer (0-9) enthalten.",
-                    "ok"
-                ),
-                (
-                    "Das Passwort muss mindestens einen Großbuchstaben enthalten.",
-                    "broken"
-                ),
-                (
-                    "Dieses Passwort ist zu verbreitet und leicht zu erraten. Bitte wähle ein anderes.",
-                    "ok"
-                ),
-                (
-                    "Das Passwort darf nicht deine E-Mail-Adresse sein.",
-                    "broken"
-                ),
+                ("Mindestens 8 Zeichen", "ok"),
+                ("Mindestens eine Ziffer (0-9)", "ok"),
+                ("Mindestens ein Großbuchstabe", "broken"),
+                ("Kein verbreitetes, leicht zu erratendes Passwort", "ok"),
+                ("Nicht deine E-Mail-Adresse", "broken"),
             ]
         );
         let long = "A1".repeat(600);
