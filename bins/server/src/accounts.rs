@@ -271,7 +271,63 @@ pub async fn check_key_owner_verified(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
+
+    /// Hashing runs on blocking threads, never on the async workers, and at most
+    /// `max_concurrent_hashes` at once: a login flood cannot stall the runtime.
+    #[tokio::test(flavor = "current_thread")]
+    async fn hashing_runs_off_the_runtime_with_a_bound() {
+        let mut settings = AccountSettings::new("http://localhost");
+        settings.max_concurrent_hashes = 2;
+        let mailer = Mailer::new("t <t@example.org>", "http://localhost", None, None).unwrap();
+        let accounts = Accounts::new(settings, Secrets::ephemeral().unwrap(), mailer);
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let ticker = {
+            let ticks = ticks.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let mut jobs = tokio::task::JoinSet::new();
+        for _ in 0..6 {
+            let (accounts, running, peak) = (accounts.clone(), running.clone(), peak.clone());
+            jobs.spawn(async move {
+                accounts
+                    .blocking(move || {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(now, Ordering::SeqCst);
+                        // Stands for argon2: the thread is busy, not waiting on the runtime.
+                        std::thread::sleep(Duration::from_millis(40));
+                        running.fetch_sub(1, Ordering::SeqCst);
+                    })
+                    .await
+                    .unwrap();
+            });
+        }
+        while let Some(job) = jobs.join_next().await {
+            job.unwrap();
+        }
+        ticker.abort();
+        assert_eq!(peak.load(Ordering::SeqCst), 2, "at most two hashes at once");
+        // Three waves of 40 ms ran while the single runtime thread kept ticking.
+        assert!(ticks.load(Ordering::Relaxed) >= 5, "the runtime stalled");
+
+        let hash = accounts
+            .hash_password("Bounded-Hash-1".into())
+            .await
+            .unwrap();
+        let ok = accounts
+            .verify_password("Bounded-Hash-1".into(), Some(hash))
+            .await;
+        assert!(ok.unwrap());
+        assert!(!accounts.verify_password("x".into(), None).await.unwrap());
+    }
 
     #[test]
     fn user_lines_are_tab_separated_and_one_line_each() {
