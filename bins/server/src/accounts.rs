@@ -165,6 +165,46 @@ impl Accounts {
     }
 }
 
+/// The answer to an address that is not one.
+pub const INVALID_EMAIL: &str = "This is not a valid email address.";
+/// The answer to an empty display name.
+pub const NO_DISPLAY_NAME: &str = "Please enter a display name.";
+/// The answer to a display name over 100 characters.
+pub const NAME_TOO_LONG: &str = "The display name must be at most 100 characters long.";
+/// The start of the answer to a time zone that is not an IANA name (the name follows).
+pub const UNKNOWN_TIME_ZONE: &str = "Unknown time zone:";
+
+/// A display name from a form, trimmed.
+///
+/// # Errors
+/// 422 when it is empty or longer than 100 characters.
+pub fn check_display_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() {
+        Err(ApiError::Unprocessable(NO_DISPLAY_NAME.to_owned()))
+    } else if name.chars().count() > 100 {
+        Err(ApiError::Unprocessable(NAME_TOO_LONG.to_owned()))
+    } else {
+        Ok(name.to_owned())
+    }
+}
+
+/// Checks an IANA time zone name from a form.
+///
+/// # Errors
+/// 422 naming the zone when it is unknown.
+pub fn check_time_zone(name: &str) -> Result<(), ApiError> {
+    match deyehard_core::energy::parse_tz(name) {
+        Ok(_) => Ok(()),
+        Err(_) => {
+            let shown: String = name.chars().take(64).collect();
+            Err(ApiError::Unprocessable(format!(
+                "{UNKNOWN_TIME_ZONE} {shown:?}"
+            )))
+        }
+    }
+}
+
 /// Builds the account service from the `serve` options: secrets (refusing weak ones in
 /// production), mail (SMTP or the outbox in the data directory), settings.
 ///

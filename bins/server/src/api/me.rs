@@ -10,7 +10,8 @@ use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use crate::api::auth::{AccessToken, INVALID_EMAIL, LINK_USED, Message, issue_session};
+use crate::accounts::{INVALID_EMAIL, check_display_name, check_time_zone};
+use crate::api::auth::{AccessToken, LINK_USED, Message, issue_session};
 use crate::error::ApiError;
 use crate::http::AppState;
 use crate::mail::{Mail, MailKind};
@@ -218,12 +219,12 @@ pub async fn update_profile(
 ) -> Result<User, ApiError> {
     let user = &auth.user;
     let display_name = match change.display_name {
-        Some(name) => crate::api::auth::check_display_name(&name)?,
+        Some(name) => check_display_name(&name)?,
         None => user.display_name.clone(),
     };
     let time_zone = match change.time_zone {
         Some(tz) => {
-            crate::api::auth::check_time_zone(tz.trim())?;
+            check_time_zone(tz.trim())?;
             tz.trim().to_owned()
         }
         None => user.time_zone.clone(),

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod admin_ops;
 pub mod apikey_auth;
 pub mod auth;
+mod auth_flows;
 pub mod ingest;
 mod ingest_schema;
 pub mod keys;

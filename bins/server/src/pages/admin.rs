@@ -13,7 +13,7 @@
 
 use askama::Template;
 use deyehard_core::{InverterId, UserId};
-use deyehard_store::{AdminActor, AdminFleet, AdminStore, UnclaimedLogger, UserFlags};
+use deyehard_store::{AdminActor, AdminFleet, AdminStore, UserFlags};
 use poem::http::StatusCode;
 use poem::web::{Data, Form, Path, Query};
 use poem::{Request, Response, Route, get, handler, post};
@@ -23,12 +23,9 @@ use super::account::local_time;
 use super::auth::MessagePage;
 use super::messages::{error_text, pick, with_retry_after};
 use super::{SignedIn, redirect, render, safe_next, signed_in, url_encode};
-use crate::api::admin::{
-    AdminConflict, AdminInverter, AdminUnknownSerial, ReassignRequest, SystemStatus, admin_actor,
-};
+use crate::api::admin::{AdminInverter, ReassignRequest, SystemStatus, admin_actor};
 use crate::api::admin_ops::{
-    conflict, delete_user, new_owner, reassign_inverter, set_user_flags, system_status,
-    unknown_serial,
+    delete_user, new_owner, reassign_inverter, set_user_flags, system_status,
 };
 use crate::error::ApiError;
 use crate::http::AppState;
@@ -36,15 +33,13 @@ use crate::layout::{Layout, Nav};
 
 /// Adds the admin pages and their forms to `route`.
 pub fn add_routes(route: Route) -> Route {
-    route
+    super::admin_devices::add_routes(route)
         .at("/admin", get(status_page))
         .at("/admin/users", get(users_page))
         .at("/admin/users/:id/flags", post(flags_submit))
         .at("/admin/users/:id/delete", post(delete_submit))
         .at("/admin/inverters", get(inverters_page))
         .at("/admin/inverters/:id/owner", post(reassign_submit))
-        .at("/admin/devices", get(devices_page))
-        .at("/admin/conflicts", get(conflicts_page))
 }
 
 const TITLE: (&str, &str) = ("Administration", "Verwaltung");
@@ -53,7 +48,10 @@ const PAGE_SIZE: u32 = 100;
 
 /// An admin page request: the signed-in admin, or the response for anyone else (the login
 /// page, or a 403 page for a user who is not, or no longer, an administrator).
-async fn admin(req: &Request, state: &AppState) -> Result<(SignedIn, AdminActor), Response> {
+pub(super) async fn admin(
+    req: &Request,
+    state: &AppState,
+) -> Result<(SignedIn, AdminActor), Response> {
     let page = signed_in(req, state, Nav::Admin, TITLE).await?;
     match admin_actor(&page.auth) {
         Ok(actor) => Ok((page, actor)),
@@ -62,7 +60,7 @@ async fn admin(req: &Request, state: &AppState) -> Result<(SignedIn, AdminActor)
 }
 
 /// A message page for a failed admin request.
-fn failure(layout: Layout, e: &ApiError) -> Response {
+pub(super) fn failure(layout: Layout, e: &ApiError) -> Response {
     let (status, text) = error_text(layout.lang, e);
     let heading = ("That did not work", "Das hat nicht geklappt");
     let resp = MessagePage::show(layout, heading, text, Some(("/admin", TITLE)), status);
@@ -400,151 +398,6 @@ async fn reassign_submit(
     match moved {
         Ok(_) => redirect(&back_with(form.back.as_deref(), "moved")),
         Err(e) => failure(page.layout, &e),
-    }
-}
-
-/// An unclaimed logger row.
-struct LoggerRow {
-    serial: u32,
-    first_seen: String,
-    last_seen: String,
-    frames: i64,
-    remote_addr: Option<String>,
-}
-
-/// An unregistered OpenDTU serial row.
-struct SerialRow {
-    serial: String,
-    dtu: Option<String>,
-    owner_email: String,
-    first_seen: String,
-    last_seen: String,
-    times: i64,
-}
-
-#[derive(Template)]
-#[template(path = "admin/devices.html")]
-struct DevicesPage {
-    layout: Layout,
-    tab: &'static str,
-    loggers: Vec<LoggerRow>,
-    serials: Vec<SerialRow>,
-    error: Option<String>,
-    notice: Option<String>,
-}
-
-fn logger_row(l: UnclaimedLogger, zone: &str) -> LoggerRow {
-    LoggerRow {
-        serial: l.logger_serial.get(),
-        first_seen: local_time(l.first_seen_at, zone),
-        last_seen: local_time(l.last_seen_at, zone),
-        frames: l.frames_seen,
-        remote_addr: l.remote_addr,
-    }
-}
-
-fn serial_row(s: AdminUnknownSerial, zone: &str) -> SerialRow {
-    SerialRow {
-        first_seen: local_time(s.first_seen_at, zone),
-        last_seen: local_time(s.last_seen_at, zone),
-        serial: s.inverter_serial,
-        dtu: s.dtu_serial,
-        owner_email: s.owner_email,
-        times: s.times_seen,
-    }
-}
-
-#[handler]
-async fn devices_page(req: &Request, state: Data<&AppState>) -> Response {
-    let (page, actor) = match admin(req, &state).await {
-        Ok(admin) => admin,
-        Err(resp) => return resp,
-    };
-    let zone = page.auth.user.time_zone.clone();
-    let loggers = state.store.admin_unclaimed_loggers(actor).await;
-    let serials = state.store.admin_unknown_serials(actor, 500).await;
-    let (loggers, serials) = match (loggers, serials) {
-        (Ok(l), Ok(s)) => (l, s),
-        (Err(e), _) | (_, Err(e)) => return failure(page.layout, &e.into()),
-    };
-    let view = DevicesPage {
-        layout: page.layout,
-        tab: "devices",
-        loggers: loggers.into_iter().map(|l| logger_row(l, &zone)).collect(),
-        serials: serials
-            .into_iter()
-            .map(|s| serial_row(unknown_serial(s), &zone))
-            .collect(),
-        error: None,
-        notice: None,
-    };
-    render(&view, StatusCode::OK)
-}
-
-/// One claim of a conflict, time in the admin's zone.
-struct ClaimRow {
-    email: String,
-    inverter_id: Option<i64>,
-    last_seen: Option<String>,
-    attempts: i64,
-}
-
-/// A conflict as the page shows it.
-struct ConflictView {
-    kind: String,
-    serial: String,
-    claims: Vec<ClaimRow>,
-}
-
-#[derive(Template)]
-#[template(path = "admin/conflicts.html")]
-struct ConflictsPage {
-    layout: Layout,
-    tab: &'static str,
-    conflicts: Vec<ConflictView>,
-    error: Option<String>,
-    notice: Option<String>,
-}
-
-fn conflict_view(c: AdminConflict, zone: &str) -> ConflictView {
-    ConflictView {
-        kind: c.kind,
-        serial: c.serial,
-        claims: c
-            .claims
-            .into_iter()
-            .map(|claim| ClaimRow {
-                email: claim.email,
-                inverter_id: claim.inverter_id,
-                last_seen: claim.last_seen_at.map(|t| local_time(t, zone)),
-                attempts: claim.attempts,
-            })
-            .collect(),
-    }
-}
-
-#[handler]
-async fn conflicts_page(req: &Request, state: Data<&AppState>) -> Response {
-    let (page, actor) = match admin(req, &state).await {
-        Ok(admin) => admin,
-        Err(resp) => return resp,
-    };
-    let zone = page.auth.user.time_zone.clone();
-    match state.store.admin_serial_conflicts(actor).await {
-        Ok(found) => {
-            let view = ConflictsPage {
-                layout: page.layout,
-                tab: "conflicts",
-                conflicts: found
-                    .into_iter()
-                    .map(|c| conflict_view(conflict(c), &zone))
-                    .collect(),
-                error: None,
-                notice: None,
-            };
-            render(&view, StatusCode::OK)
-        }
-        Err(e) => failure(page.layout, &e.into()),
     }
 }
 

@@ -10,10 +10,9 @@ use deyehard_core::auth::{PolicyError, TokenError};
 use poem::Response;
 use poem::http::StatusCode;
 
+use crate::accounts::{INVALID_EMAIL, NAME_TOO_LONG, NO_DISPLAY_NAME, UNKNOWN_TIME_ZONE};
 use crate::api::admin_ops::NOT_YOURSELF;
-use crate::api::auth::{
-    INVALID_EMAIL, LINK_USED, NAME_TOO_LONG, NO_DISPLAY_NAME, UNKNOWN_TIME_ZONE,
-};
+use crate::api::auth::LINK_USED;
 use crate::api::me::{SAME_EMAIL, WRONG_PASSWORD};
 use crate::error::ApiError;
 use crate::layout::Lang;

@@ -13,6 +13,7 @@
 
 mod account;
 mod admin;
+mod admin_devices;
 mod auth;
 mod keys;
 mod messages;
