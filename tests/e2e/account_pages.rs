@@ -748,6 +748,23 @@ async fn admin_pages_manage_users_inverters_and_conflicts(backend: Backend) {
         .await;
     let listed = admin.get("/admin/inverters?serial=11610").await;
     assert!(listed.html.contains("116100000001") && !listed.html.contains("114172220003"));
+    // Names users chose are escaped.
+    let hostile = InverterFields {
+        name: "<img src=x onerror=alert(1)>".into(),
+        kind: InverterKind::Opendtu,
+        serial: Some(deyehard_core::DeviceSerial::parse("116100000009").unwrap()),
+        logger_serial: None,
+        rated_power_w: None,
+        mppt_count: None,
+    };
+    db.store.create_inverter(&ida, &hostile).await.unwrap();
+    let escaped = admin.get("/admin/inverters?serial=116100000009").await;
+    assert!(
+        escaped
+            .html
+            .contains("&#60;img src=x onerror=alert(1)&#62;")
+    );
+    assert!(!escaped.html.contains("<img src=x"));
     let owner = format!("/admin/inverters/{}/owner", inverter.get());
     let unknown = admin
         .post(
