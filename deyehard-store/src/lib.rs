@@ -3,7 +3,7 @@
 //! Multi-tenant storage for deyehard: users, API keys, inverters, readings (AC and DC), daily
 //! energy, downsampled chart series, raw Solarman frames and unclaimed loggers — behind
 //! capability traits ([`UserStore`], [`ApiKeyStore`], [`InverterStore`], [`ReadingWriter`],
-//! [`ReadingReader`], [`RawFrameStore`], [`UnclaimedLoggerStore`], [`AdminStore`],
+//! [`ReadingReader`], [`RawFrameStore`], [`UnclaimedLoggerStore`], [`AdminStore`], [`AdminFleet`],
 //! [`Maintenance`]) with two backends selected by features:
 //!
 //! - `sqlite` (default): `SqliteStore`, one embedded file for self-hosters;
@@ -55,12 +55,13 @@ pub use dashboard::{
 };
 pub use error::{BoxError, StoreError, constraint};
 pub use model::{
-    AdminActor, ApiKey, BackendInfo, BackendKind, DEFAULT_LOCALE, DEFAULT_RETENTION_DAYS,
-    DEFAULT_TIME_ZONE, DailyEnergy, DcSeries, EnergyBucket, EnergySummary, Inverter,
-    InverterFields, LatestReading, LoggerClaim, NewUser, PowerSeries, ProfileUpdate, RawFrame,
-    RawFrameInput, RetentionReport, SeriesPoint, StoreOptions, UnclaimedLogger, UnknownSerial,
-    User, UserFlags, UserOverview, WriteOutcome,
+    AdminActor, AdminCounts, AdminInverter, AdminUnknownSerial, ApiKey, BackendInfo, BackendKind,
+    DEFAULT_LOCALE, DEFAULT_RETENTION_DAYS, DEFAULT_TIME_ZONE, DailyEnergy, DcSeries, EnergyBucket,
+    EnergySummary, Inverter, InverterFields, LatestReading, LoggerClaim, NewUser, PowerSeries,
+    ProfileUpdate, RawFrame, RawFrameInput, RetentionReport, SeriesPoint, StoreOptions,
+    UnclaimedLogger, UnknownSerial, User, UserFlags, UserOverview, WriteOutcome,
 };
+pub use model::{ConflictClaim, ConflictSerial, SerialConflict};
 #[cfg(feature = "postgres")]
 pub use pg::PgStore;
 #[cfg(feature = "sqlite")]
@@ -68,6 +69,6 @@ pub use sqlite::SqliteStore;
 pub use store::{PoolStats, Store};
 pub use traits::DashboardReader;
 pub use traits::{
-    AdminStore, ApiKeyStore, ExportReader, InverterStore, Maintenance, RawFrameStore,
+    AdminFleet, AdminStore, ApiKeyStore, ExportReader, InverterStore, Maintenance, RawFrameStore,
     ReadingReader, ReadingWriter, StoreResult, UnclaimedLoggerStore, UserStore,
 };

@@ -443,3 +443,81 @@ pub struct DcSeries {
     /// `(channel, points in time order)`, channels ascending.
     pub channels: Vec<(u8, Vec<SeriesPoint>)>,
 }
+
+/// An inverter as the admin's cross-tenant list shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminInverter {
+    /// The inverter.
+    pub inverter: Inverter,
+    /// Its owner's e-mail address.
+    pub owner_email: String,
+}
+
+/// An OpenDTU serial a tenant's key pushed but the tenant has not registered (admin view).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminUnknownSerial {
+    /// The tenant whose key pushed it.
+    pub owner: UserId,
+    /// That tenant's e-mail address.
+    pub owner_email: String,
+    /// The serial and when it was pushed.
+    pub serial: UnknownSerial,
+}
+
+/// The serial a [`SerialConflict`] is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ConflictSerial {
+    /// A device (inverter) serial: registered by several tenants, or registered by one and
+    /// pushed (unregistered) with another tenant's key.
+    Device(String),
+    /// A Solarman logger serial: claimed by one tenant, refused to another.
+    Logger(LoggerSerial),
+}
+
+/// One tenant's side of a [`SerialConflict`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConflictClaim {
+    /// The tenant.
+    pub user: UserId,
+    /// The tenant's e-mail address.
+    pub email: String,
+    /// The tenant's inverter with this serial; `None` for a refused claim or a serial pushed
+    /// without being registered.
+    pub inverter: Option<InverterId>,
+    /// When it was last seen: the inverter's last data, the last refused claim or push.
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// Refused claims or unregistered pushes (0 for a registered inverter).
+    pub attempts: i64,
+}
+
+/// A serial more than one tenant lays claim to, for the admin to resolve (by reassigning or
+/// deleting an inverter). Conflicts disappear from the view once resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SerialConflict {
+    /// The serial.
+    pub serial: ConflictSerial,
+    /// Every tenant's claim: registered inverters first, by inverter id, then refused claims
+    /// and pushes, most recent first.
+    pub claims: Vec<ConflictClaim>,
+}
+
+/// Counts for the admin's system status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AdminCounts {
+    /// All accounts.
+    pub users: i64,
+    /// Accounts that may log in.
+    pub active_users: i64,
+    /// Accounts with a confirmed address.
+    pub verified_users: i64,
+    /// Administrators.
+    pub superusers: i64,
+    /// Registered inverters.
+    pub inverters: i64,
+    /// Inverters with data since the time the caller gave.
+    pub inverters_seen: i64,
+    /// API keys that are not revoked.
+    pub api_keys: i64,
+    /// Loggers that sent frames but are not claimed.
+    pub unclaimed_loggers: i64,
+}

@@ -81,6 +81,9 @@ pub(crate) const USER_UPDATE_PROFILE: &str = concat!(
 );
 pub(crate) const USER_SET_PASSWORD: &str = "UPDATE users SET password_hash = $2, \
      session_version = session_version + 1 WHERE id = $1 RETURNING session_version";
+pub(crate) const USER_UPGRADE_HASH: &str =
+    "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2";
+pub(crate) const USER_SET_SUPERUSER: &str = "UPDATE users SET is_superuser = $2 WHERE id = $1";
 pub(crate) const USER_BUMP_SESSION: &str = "UPDATE users SET session_version = session_version + 1 WHERE id = $1 RETURNING session_version";
 pub(crate) const USER_SET_VERIFIED: &str = "UPDATE users SET is_verified = $2 WHERE id = $1";
 pub(crate) const USER_SET_EMAIL: &str = "UPDATE users SET email = $2 WHERE id = $1";

@@ -13,14 +13,15 @@ use crate::SqliteStore;
 use crate::dashboard::{
     DcChannelStatus, DcMetric, DcMetricSeries, InverterStatus, SummaryEnergy, SummaryPower,
 };
+use crate::model::SerialConflict;
 use crate::model::{
-    AdminActor, ApiKey, BackendInfo, DailyEnergy, DcSeries, EnergyBucket, EnergySummary, Inverter,
-    InverterFields, LatestReading, LoggerClaim, NewUser, PowerSeries, ProfileUpdate, RawFrame,
-    RawFrameInput, RetentionReport, StoreOptions, UnclaimedLogger, UnknownSerial, User, UserFlags,
-    UserOverview, WriteOutcome,
+    AdminActor, AdminCounts, AdminInverter, AdminUnknownSerial, ApiKey, BackendInfo, DailyEnergy,
+    DcSeries, EnergyBucket, EnergySummary, Inverter, InverterFields, LatestReading, LoggerClaim,
+    NewUser, PowerSeries, ProfileUpdate, RawFrame, RawFrameInput, RetentionReport, StoreOptions,
+    UnclaimedLogger, UnknownSerial, User, UserFlags, UserOverview, WriteOutcome,
 };
 use crate::traits::{
-    AdminStore, ApiKeyStore, DashboardReader, ExportReader, InverterStore, Maintenance,
+    AdminFleet, AdminStore, ApiKeyStore, DashboardReader, ExportReader, InverterStore, Maintenance,
     RawFrameStore, ReadingReader, ReadingWriter, StoreResult, UnclaimedLoggerStore, UserStore,
 };
 
@@ -128,6 +129,27 @@ macro_rules! dispatch {
     };
 }
 
+impl Store {
+    /// When a claim of `fields`' logger serial was refused because another tenant holds it,
+    /// records the attempt for the admin's conflict view ([`AdminFleet::admin_serial_conflicts`]);
+    /// returns `outcome` unchanged (a failed record is only logged).
+    async fn note_refused_claim(
+        &self,
+        scope: &TenantScope,
+        fields: &InverterFields,
+        outcome: StoreResult<Inverter>,
+    ) -> StoreResult<Inverter> {
+        if let (Err(crate::StoreError::Conflict(name)), Some(serial)) =
+            (&outcome, fields.logger_serial)
+            && name == crate::constraint::INVERTER_LOGGER_SERIAL
+            && let Err(e) = dispatch!(self.record_claim_conflict(scope, serial))
+        {
+            tracing::warn!(error = %e, %serial, "cannot record a refused logger claim");
+        }
+        outcome
+    }
+}
+
 impl UserStore for Store {
     async fn create_user(&self, new: &NewUser) -> StoreResult<User> {
         dispatch!(self.create_user(new))
@@ -167,6 +189,25 @@ impl UserStore for Store {
     async fn delete_user(&self, scope: &TenantScope) -> StoreResult<()> {
         dispatch!(self.delete_user(scope))
     }
+    async fn upgrade_password_hash(
+        &self,
+        scope: &TenantScope,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> StoreResult<bool> {
+        dispatch!(self.upgrade_password_hash(scope, old_hash, new_hash))
+    }
+    async fn set_superuser(&self, scope: &TenantScope, superuser: bool) -> StoreResult<()> {
+        dispatch!(self.set_superuser(scope, superuser))
+    }
+    async fn users_unscoped(
+        &self,
+        search: Option<&str>,
+        limit: u32,
+        offset: u32,
+    ) -> StoreResult<Vec<UserOverview>> {
+        dispatch!(self.users_unscoped(search, limit, offset))
+    }
 }
 
 impl ApiKeyStore for Store {
@@ -202,7 +243,8 @@ impl InverterStore for Store {
         scope: &TenantScope,
         fields: &InverterFields,
     ) -> StoreResult<Inverter> {
-        dispatch!(self.create_inverter(scope, fields))
+        let created = dispatch!(self.create_inverter(scope, fields));
+        self.note_refused_claim(scope, fields, created).await
     }
     async fn inverter(&self, scope: &TenantScope, id: InverterId) -> StoreResult<Inverter> {
         dispatch!(self.inverter(scope, id))
@@ -223,7 +265,8 @@ impl InverterStore for Store {
         id: InverterId,
         fields: &InverterFields,
     ) -> StoreResult<Inverter> {
-        dispatch!(self.update_inverter(scope, id, fields))
+        let updated = dispatch!(self.update_inverter(scope, id, fields));
+        self.note_refused_claim(scope, fields, updated).await
     }
     async fn delete_inverter(&self, scope: &TenantScope, id: InverterId) -> StoreResult<()> {
         dispatch!(self.delete_inverter(scope, id))
@@ -478,5 +521,42 @@ impl ExportReader for Store {
         to: DateTime<Utc>,
     ) -> StoreResult<Vec<u8>> {
         dispatch!(self.export_dc_channels(scope, inverter, from, to))
+    }
+}
+
+impl AdminFleet for Store {
+    async fn admin_search_inverters(
+        &self,
+        actor: AdminActor,
+        search: Option<&str>,
+        limit: u32,
+        offset: u32,
+    ) -> StoreResult<Vec<AdminInverter>> {
+        dispatch!(self.admin_search_inverters(actor, search, limit, offset))
+    }
+    async fn admin_reassign_inverter(
+        &self,
+        actor: AdminActor,
+        inverter: InverterId,
+        new_owner: UserId,
+    ) -> StoreResult<Inverter> {
+        dispatch!(self.admin_reassign_inverter(actor, inverter, new_owner))
+    }
+    async fn admin_unknown_serials(
+        &self,
+        actor: AdminActor,
+        limit: u32,
+    ) -> StoreResult<Vec<AdminUnknownSerial>> {
+        dispatch!(self.admin_unknown_serials(actor, limit))
+    }
+    async fn admin_serial_conflicts(&self, actor: AdminActor) -> StoreResult<Vec<SerialConflict>> {
+        dispatch!(self.admin_serial_conflicts(actor))
+    }
+    async fn admin_counts(
+        &self,
+        actor: AdminActor,
+        seen_since: DateTime<Utc>,
+    ) -> StoreResult<AdminCounts> {
+        dispatch!(self.admin_counts(actor, seen_since))
     }
 }

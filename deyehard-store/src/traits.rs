@@ -74,6 +74,31 @@ pub trait UserStore {
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Deletes the account and, by cascade, everything it owns.
     fn delete_user(&self, scope: &TenantScope) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Replaces a password hash with a stronger hash of the same password (after a login with
+    /// an outdated hash), without ending any session. Changes nothing, and returns `false`,
+    /// when the stored hash is no longer `old_hash` (the password changed meanwhile).
+    fn upgrade_password_hash(
+        &self,
+        scope: &TenantScope,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Grants or revokes administrator rights. For the operator's command line, who acts for
+    /// the account with the database in hand; the web app uses
+    /// [`AdminStore::admin_set_user_flags`] instead.
+    fn set_superuser(
+        &self,
+        scope: &TenantScope,
+        superuser: bool,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Every account matching `search` (as [`AdminStore::admin_users`]), by id, for the
+    /// operator's command line. Cross-tenant and unchecked: the web app never calls it.
+    fn users_unscoped(
+        &self,
+        search: Option<&str>,
+        limit: u32,
+        offset: u32,
+    ) -> impl Future<Output = StoreResult<Vec<UserOverview>>> + Send;
 }
 
 /// API keys (one per DTU, say). Only hashes are stored.
@@ -418,4 +443,52 @@ pub trait ExportReader {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> impl Future<Output = StoreResult<Vec<u8>>> + Send;
+}
+
+/// Admin views and actions over the whole fleet: inverters of every tenant, their serials and
+/// conflicts, moving an inverter to another owner, and counts for the status page. Like
+/// [`AdminStore`], every method re-checks in the database, in the same transaction, that the
+/// actor is an active superuser ([`StoreError::Forbidden`] otherwise).
+pub trait AdminFleet {
+    /// Inverters of all tenants whose device serial or logger serial contains `search` (any
+    /// case; all inverters without a search), by id, with their owners' addresses.
+    fn admin_search_inverters(
+        &self,
+        actor: AdminActor,
+        search: Option<&str>,
+        limit: u32,
+        offset: u32,
+    ) -> impl Future<Output = StoreResult<Vec<crate::AdminInverter>>> + Send;
+    /// Moves an inverter, with all its readings, energy and raw frames, to `new_owner`.
+    /// [`StoreError::NotFound`] for an unknown inverter, [`StoreError::Invalid`] for an unknown
+    /// owner, [`StoreError::Conflict`] with [`crate::constraint::INVERTER_SERIAL`] when the new
+    /// owner already has an inverter with this serial. Days already computed keep the time zone
+    /// they were computed in.
+    fn admin_reassign_inverter(
+        &self,
+        actor: AdminActor,
+        inverter: InverterId,
+        new_owner: UserId,
+    ) -> impl Future<Output = StoreResult<Inverter>> + Send;
+    /// OpenDTU serials pushed with some tenant's key that this tenant has not registered, most
+    /// recent first.
+    fn admin_unknown_serials(
+        &self,
+        actor: AdminActor,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<crate::AdminUnknownSerial>>> + Send;
+    /// Serials several tenants lay claim to: a device serial registered by more than one
+    /// tenant or pushed by another tenant's key, and logger serials whose claim was refused to
+    /// another tenant (recorded by [`crate::Store`]'s `create_inverter` and `update_inverter`).
+    fn admin_serial_conflicts(
+        &self,
+        actor: AdminActor,
+    ) -> impl Future<Output = StoreResult<Vec<crate::SerialConflict>>> + Send;
+    /// Numbers of users, inverters (and those seen since `seen_since`), keys and unclaimed
+    /// loggers.
+    fn admin_counts(
+        &self,
+        actor: AdminActor,
+        seen_since: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<crate::AdminCounts>> + Send;
 }

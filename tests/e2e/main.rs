@@ -20,6 +20,8 @@ macro_rules! on_both_backends {
     };
 }
 
+mod account_pages;
+mod account_security;
 mod accounts;
 mod collector;
 mod dashboard;

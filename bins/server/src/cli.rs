@@ -144,6 +144,26 @@ pub enum UserCommand {
         #[arg(long)]
         email: String,
     },
+    /// Make a user an administrator.
+    Promote {
+        /// Email of the user.
+        #[arg(long)]
+        email: String,
+    },
+    /// Take a user's administrator rights away.
+    Demote {
+        /// Email of the user.
+        #[arg(long)]
+        email: String,
+    },
+    /// Print the users, one per line, with tab-separated fields: id, email,
+    /// `active`|`inactive`, `verified`|`unverified`, `admin`|`user`, inverter count, created
+    /// (RFC 3339), display name (tabs and line breaks in it become spaces).
+    List {
+        /// Only users whose email or display name contains this text (any case).
+        #[arg(long)]
+        search: Option<String>,
+    },
 }
 
 /// `apikey …`

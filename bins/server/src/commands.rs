@@ -60,8 +60,22 @@ pub(crate) async fn dispatch(cli: Cli, settings: ServerSettings) -> anyhow::Resu
             println!("{}", user.id);
             Ok(())
         }
+        Some(Command::User(UserCommand::Promote { ref email })) => {
+            let scope = operator_scope(&store, email).await?;
+            store.set_superuser(&scope, true).await?;
+            Ok(())
+        }
+        Some(Command::User(UserCommand::Demote { ref email })) => {
+            let scope = operator_scope(&store, email).await?;
+            store.set_superuser(&scope, false).await?;
+            Ok(())
+        }
+        Some(Command::User(UserCommand::List { ref search })) => {
+            crate::accounts::print_users(&store, search.as_deref()).await
+        }
         Some(Command::Apikey(ApiKeyCommand::Create { ref user, ref name })) => {
             let scope = operator_scope(&store, user).await?;
+            crate::accounts::check_key_owner_verified(&store, user).await?;
             let key = api_key::generate();
             store
                 .create_api_key(&scope, name, &key.prefix, &key.hash)

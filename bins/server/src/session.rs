@@ -38,6 +38,53 @@ pub struct Authenticated {
     pub via: Via,
 }
 
+/// What only accounts with a confirmed email address may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifiedOnly {
+    /// Creating API keys.
+    CreateApiKeys,
+    /// Registering inverters.
+    RegisterInverters,
+}
+
+impl VerifiedOnly {
+    /// The message for an unverified account: (English, German).
+    pub const fn message(self) -> (&'static str, &'static str) {
+        match self {
+            Self::CreateApiKeys => (
+                "Please confirm your email address first: unverified accounts cannot create API \
+                 keys. The link we mailed you confirms it; /verify/resend sends a new one.",
+                "Bitte bestätige zuerst deine E-Mail-Adresse: unbestätigte Konten können keine \
+                 API-Schlüssel erstellen. Der Link in unserer E-Mail bestätigt sie; unter \
+                 /verify/resend bekommst du einen neuen.",
+            ),
+            Self::RegisterInverters => (
+                "Please confirm your email address first: unverified accounts cannot register \
+                 inverters. The link we mailed you confirms it; /verify/resend sends a new one.",
+                "Bitte bestätige zuerst deine E-Mail-Adresse: unbestätigte Konten können keine \
+                 Wechselrichter anlegen. Der Link in unserer E-Mail bestätigt sie; unter \
+                 /verify/resend bekommst du einen neuen.",
+            ),
+        }
+    }
+}
+
+impl Authenticated {
+    /// `Ok` for an account whose email address is confirmed; otherwise
+    /// [`ApiError::NotAllowed`] (403) with the English text of [`VerifiedOnly::message`].
+    /// Shared by every path that creates API keys or registers inverters.
+    ///
+    /// # Errors
+    /// [`ApiError::NotAllowed`] for an unverified account.
+    pub fn require_verified(&self, action: VerifiedOnly) -> Result<(), ApiError> {
+        if self.user.is_verified {
+            Ok(())
+        } else {
+            Err(ApiError::NotAllowed(action.message().0.to_owned()))
+        }
+    }
+}
+
 /// Resolves a session token (see the module docs).
 ///
 /// # Errors

@@ -180,6 +180,57 @@ macro_rules! impl_accounts {
                 tx.commit().await?;
                 Ok(())
             }
+
+            async fn upgrade_password_hash(
+                &self,
+                scope: &deyehard_core::TenantScope,
+                old_hash: &str,
+                new_hash: &str,
+            ) -> $crate::StoreResult<bool> {
+                let mut tx = self
+                    .begin_write($crate::common::Access::Tenant(scope))
+                    .await?;
+                let done = sqlx::query($crate::sql::USER_UPGRADE_HASH)
+                    .bind($crate::common::uid(scope))
+                    .bind(old_hash)
+                    .bind(new_hash)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn set_superuser(
+                &self,
+                scope: &deyehard_core::TenantScope,
+                superuser: bool,
+            ) -> $crate::StoreResult<()> {
+                let mut tx = self
+                    .begin_write($crate::common::Access::Tenant(scope))
+                    .await?;
+                let done = sqlx::query($crate::sql::USER_SET_SUPERUSER)
+                    .bind($crate::common::uid(scope))
+                    .bind(superuser)
+                    .execute(&mut *tx)
+                    .await?;
+                $crate::common::expect_one(done.rows_affected())?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn users_unscoped(
+                &self,
+                search: Option<&str>,
+                limit: u32,
+                offset: u32,
+            ) -> $crate::StoreResult<Vec<$crate::UserOverview>> {
+                // The operator's command line: every account, with inverter counts across
+                // tenants.
+                let mut tx = self.begin_read($crate::common::Access::CrossTenant).await?;
+                let rows = Self::user_overviews(&mut tx, search, limit, offset).await?;
+                tx.commit().await?;
+                Ok(rows)
+            }
         }
 
         impl $crate::ApiKeyStore for $store {
@@ -303,6 +354,34 @@ macro_rules! impl_accounts {
                 Self::cross_tenant(&mut tx).await?;
                 Ok(tx)
             }
+
+            /// Users matching `search` (substring of e-mail or name, any case) with their
+            /// inverter counts, in a cross-tenant transaction.
+            async fn user_overviews(
+                tx: &mut sqlx::Transaction<'static, Db>,
+                search: Option<&str>,
+                limit: u32,
+                offset: u32,
+            ) -> $crate::StoreResult<Vec<$crate::UserOverview>> {
+                let pattern = search
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map($crate::common::like_pattern);
+                let rows: Vec<$crate::rows::UserOverviewRow> =
+                    sqlx::query_as($crate::sql::ADMIN_USERS)
+                        .bind(pattern)
+                        .bind($crate::common::limit(limit))
+                        .bind($crate::common::limit(offset))
+                        .fetch_all(&mut **tx)
+                        .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| $crate::UserOverview {
+                        user: r.user.into(),
+                        inverter_count: r.inverter_count,
+                    })
+                    .collect())
+            }
         }
 
         impl $crate::AdminStore for $store {
@@ -314,25 +393,9 @@ macro_rules! impl_accounts {
                 offset: u32,
             ) -> $crate::StoreResult<Vec<$crate::UserOverview>> {
                 let mut tx = self.begin_admin(actor).await?;
-                let pattern = search
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map($crate::common::like_pattern);
-                let rows: Vec<$crate::rows::UserOverviewRow> =
-                    sqlx::query_as($crate::sql::ADMIN_USERS)
-                        .bind(pattern)
-                        .bind($crate::common::limit(limit))
-                        .bind($crate::common::limit(offset))
-                        .fetch_all(&mut *tx)
-                        .await?;
+                let rows = Self::user_overviews(&mut tx, search, limit, offset).await?;
                 tx.commit().await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|r| $crate::UserOverview {
-                        user: r.user.into(),
-                        inverter_count: r.inverter_count,
-                    })
-                    .collect())
+                Ok(rows)
             }
 
             async fn admin_set_user_flags(

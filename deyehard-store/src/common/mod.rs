@@ -19,6 +19,7 @@
 //! `crate::sqlite` and `crate::pg`.
 
 pub(crate) mod accounts;
+pub(crate) mod admin;
 pub(crate) mod dashboard;
 pub(crate) mod dashboard_reads;
 pub(crate) mod dashboard_sql;

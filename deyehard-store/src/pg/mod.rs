@@ -132,3 +132,4 @@ crate::common::reads::impl_reads!(PgStore);
 crate::common::maintenance::impl_maintenance!(PgStore);
 crate::common::export::impl_export!(PgStore);
 crate::common::dashboard_reads::impl_dashboard!(PgStore, crate::common::dashboard_sql::pg_sql);
+crate::common::admin::impl_admin!(PgStore, "SET CONSTRAINTS ALL DEFERRED");

@@ -151,6 +151,7 @@ crate::common::dashboard_reads::impl_dashboard!(
     SqliteStore,
     crate::common::dashboard_sql::sqlite_sql
 );
+crate::common::admin::impl_admin!(SqliteStore, "PRAGMA defer_foreign_keys = ON");
 
 #[cfg(test)]
 mod tests {

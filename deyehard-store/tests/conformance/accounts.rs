@@ -120,6 +120,23 @@ pub async fn profile_password_and_session_version(db: TestDb) {
         "Debug must redact the hash"
     );
 
+    // An upgrade of the hash keeps the sessions, and only replaces the hash it was computed for.
+    assert!(
+        store
+            .upgrade_password_hash(&scope, "$argon2id$new", "$argon2id$stronger")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .upgrade_password_hash(&scope, "$argon2id$new", "$argon2id$stale")
+            .await
+            .unwrap()
+    );
+    let user = store.user(&scope).await.unwrap();
+    assert_eq!(user.password_hash, "$argon2id$stronger");
+    assert_eq!(user.session_version, 3);
+
     store.delete_user(&scope).await.unwrap();
     assert!(
         store

@@ -9,6 +9,7 @@
 // the workspace's `allow-unwrap-in-tests` applies to the helpers in them too.
 #[cfg(test)]
 mod accounts;
+mod admin;
 #[cfg(test)]
 mod dashboard;
 #[cfg(test)]
@@ -60,6 +61,12 @@ conformance! {
     accounts::api_key_resolution,
     accounts::api_keys_of_other_tenants_are_not_found,
     accounts::admin_methods_recheck_superuser,
+    admin::admin_searches_inverters_across_tenants,
+    admin::reassigning_moves_the_inverter_with_all_its_data,
+    admin::reassigning_refuses_bad_targets_and_changes_nothing,
+    admin::serial_conflicts_and_unknown_serials,
+    admin::admin_counts_users_inverters_and_keys,
+    admin::operator_lists_users_and_sets_superuser,
     inverters::inverter_lifecycle_and_conflicts,
     inverters::other_tenants_inverters_are_not_found,
     inverters::unknown_serials_until_registered,
@@ -94,6 +101,12 @@ mod postgres_only {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn rls_shows_each_tenant_only_its_rows() {
         let test = crate::isolation::rls_shows_each_tenant_only_its_rows;
+        crate::harness::run(crate::harness::Kind::Postgres, test).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn claim_conflicts_are_isolated_by_rls() {
+        let test = crate::admin::claim_conflicts_are_isolated_by_rls;
         crate::harness::run(crate::harness::Kind::Postgres, test).await;
     }
 

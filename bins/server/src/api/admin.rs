@@ -5,16 +5,20 @@
 //! transaction ([`AdminActor`]).
 
 use chrono::{DateTime, Utc};
-use deyehard_core::UserId;
-use deyehard_store::{AdminActor, AdminStore, Maintenance, UserFlags};
+use deyehard_core::{InverterId, UserId};
+use deyehard_store::{AdminActor, AdminFleet, AdminStore, UserFlags};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
+use super::admin_ops::{
+    conflict, delete_user, new_owner, reassign_inverter, set_user_flags, system_status,
+    unknown_serial,
+};
 use crate::error::ApiError;
 use crate::http::AppState;
-use crate::session::SessionAuth;
+use crate::session::{Authenticated, SessionAuth};
 
 /// The admin endpoints.
 pub struct AdminApi;
@@ -58,6 +62,8 @@ pub struct AdminInverter {
     pub id: i64,
     /// Owner's user id.
     pub owner: i64,
+    /// Owner's email address.
+    pub owner_email: String,
     /// Name.
     pub name: String,
     /// Device serial.
@@ -81,6 +87,77 @@ pub struct AdminUnclaimedLogger {
     pub frames_seen: i64,
 }
 
+impl From<deyehard_store::AdminInverter> for AdminInverter {
+    fn from(row: deyehard_store::AdminInverter) -> Self {
+        let i = row.inverter;
+        Self {
+            id: i.id.get(),
+            owner: i.owner.get(),
+            owner_email: row.owner_email,
+            name: i.name,
+            serial: i.serial.map(|s| s.as_str().to_owned()),
+            logger_serial: i.logger_serial.map(|l| l.get()),
+            last_seen_at: i.last_seen_at,
+        }
+    }
+}
+
+/// The new owner of an inverter: give the user's id or email address.
+#[derive(Debug, Object)]
+pub struct ReassignRequest {
+    /// The new owner's user id.
+    pub owner_id: Option<i64>,
+    /// The new owner's email address.
+    #[oai(validator(max_length = 254))]
+    pub owner_email: Option<String>,
+}
+
+/// An OpenDTU serial pushed with a tenant's key but not registered by that tenant.
+#[derive(Debug, Object)]
+pub struct AdminUnknownSerial {
+    /// The tenant whose key pushed it.
+    pub owner: i64,
+    /// That tenant's email address.
+    pub owner_email: String,
+    /// The inverter serial.
+    pub inverter_serial: String,
+    /// The DTU that pushed it.
+    pub dtu_serial: Option<String>,
+    /// First push.
+    pub first_seen_at: DateTime<Utc>,
+    /// Latest push.
+    pub last_seen_at: DateTime<Utc>,
+    /// Pushes.
+    pub times_seen: i64,
+}
+
+/// One tenant's side of a serial conflict.
+#[derive(Debug, Object)]
+pub struct AdminConflictClaim {
+    /// The tenant.
+    pub user_id: i64,
+    /// The tenant's email address.
+    pub email: String,
+    /// The tenant's inverter with this serial; absent for a refused claim or a serial pushed
+    /// but not registered.
+    pub inverter_id: Option<i64>,
+    /// Last data, refused claim or push.
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// Refused claims or unregistered pushes (0 for a registered inverter).
+    pub attempts: i64,
+}
+
+/// A serial several tenants lay claim to.
+#[derive(Debug, Object)]
+pub struct AdminConflict {
+    /// `device` (an inverter serial) or `logger` (a Solarman logger serial).
+    pub kind: String,
+    /// The serial.
+    pub serial: String,
+    /// Registered inverters first, then refused claims and pushes.
+    pub claims: Vec<AdminConflictClaim>,
+}
+
 /// System status.
 #[derive(Debug, Object)]
 pub struct SystemStatus {
@@ -90,6 +167,22 @@ pub struct SystemStatus {
     pub timescaledb: bool,
     /// Days of raw data kept.
     pub retention_days: u32,
+    /// All accounts.
+    pub users: i64,
+    /// Accounts that may log in.
+    pub active_users: i64,
+    /// Accounts with a confirmed address.
+    pub verified_users: i64,
+    /// Administrators.
+    pub superusers: i64,
+    /// Registered inverters.
+    pub inverters: i64,
+    /// Inverters with data in the last hour.
+    pub inverters_seen_last_hour: i64,
+    /// API keys that are not revoked.
+    pub api_keys: i64,
+    /// Loggers sending frames that nobody claimed.
+    pub unclaimed_loggers: i64,
 }
 
 /// Change answers.
@@ -102,12 +195,18 @@ pub enum Done {
 
 /// The acting admin: the flag as the database has it now (the session check re-read the
 /// account), and re-checked again by every store call.
-fn actor(auth: SessionAuth) -> Result<AdminActor, ApiError> {
-    let auth = auth.into_inner();
+///
+/// # Errors
+/// 403 for a user who is not an administrator.
+pub fn admin_actor(auth: &Authenticated) -> Result<AdminActor, ApiError> {
     if !auth.user.is_superuser {
         return Err(ApiError::Forbidden);
     }
     Ok(AdminActor::new(&auth.scope))
+}
+
+fn actor(auth: SessionAuth) -> Result<AdminActor, ApiError> {
+    admin_actor(&auth.into_inner())
 }
 
 #[OpenApi(prefix_path = "/admin", tag = "super::ApiTags::Admin")]
@@ -159,11 +258,7 @@ impl AdminApi {
             is_verified: body.is_verified,
             is_superuser: body.is_superuser,
         };
-        state
-            .store
-            .admin_set_user_flags(actor, UserId::new(id.0), flags)
-            .await
-            .map_err(ApiError::from)?;
+        set_user_flags(&state, actor, UserId::new(id.0), flags).await?;
         Ok(Done::Done)
     }
 
@@ -175,48 +270,75 @@ impl AdminApi {
         auth: SessionAuth,
         id: Path<i64>,
     ) -> poem::Result<Done> {
-        let actor = actor(auth)?;
-        state
-            .store
-            .admin_delete_user(actor, UserId::new(id.0))
-            .await
-            .map_err(ApiError::from)?;
+        delete_user(&state, actor(auth)?, UserId::new(id.0)).await?;
         Ok(Done::Done)
     }
 
-    /// Inverters of all tenants, optionally those whose serial contains `serial`.
+    /// Inverters of all tenants (100 per page), optionally those whose device or logger serial
+    /// contains `serial`.
     #[oai(path = "/inverters", method = "get")]
     async fn inverters(
         &self,
         state: Data<&AppState>,
         auth: SessionAuth,
         serial: Query<Option<String>>,
+        offset: Query<Option<u32>>,
     ) -> poem::Result<Json<Vec<AdminInverter>>> {
         let actor = actor(auth)?;
-        let all = state
+        let found = state
             .store
-            .admin_inverters(actor)
+            .admin_search_inverters(actor, serial.0.as_deref(), 100, offset.0.unwrap_or(0))
             .await
             .map_err(ApiError::from)?;
-        let wanted = serial.0.unwrap_or_default();
-        Ok(Json(
-            all.into_iter()
-                .map(|i| AdminInverter {
-                    id: i.id.get(),
-                    owner: i.owner.get(),
-                    name: i.name,
-                    serial: i.serial.map(|s| s.as_str().to_owned()),
-                    logger_serial: i.logger_serial.map(|l| l.get()),
-                    last_seen_at: i.last_seen_at,
-                })
-                .filter(|i| {
-                    wanted.is_empty()
-                        || i.serial.as_deref().is_some_and(|s| s.contains(&wanted))
-                        || i.logger_serial
-                            .is_some_and(|l| l.to_string().contains(&wanted))
-                })
-                .collect(),
-        ))
+        Ok(Json(found.into_iter().map(AdminInverter::from).collect()))
+    }
+
+    /// Move an inverter, with its readings, energy and raw frames, to another user.
+    #[oai(path = "/inverters/:id/owner", method = "put")]
+    async fn reassign(
+        &self,
+        state: Data<&AppState>,
+        auth: SessionAuth,
+        id: Path<i64>,
+        body: Json<ReassignRequest>,
+    ) -> poem::Result<Json<AdminInverter>> {
+        let actor = actor(auth)?;
+        let owner = new_owner(&state, actor, &body.0).await?;
+        let moved = reassign_inverter(&state, actor, InverterId::new(id.0), owner).await?;
+        Ok(Json(moved))
+    }
+
+    /// OpenDTU serials pushed with some tenant's key but not registered by that tenant.
+    #[oai(path = "/unknown-serials", method = "get")]
+    async fn unknown_serials(
+        &self,
+        state: Data<&AppState>,
+        auth: SessionAuth,
+    ) -> poem::Result<Json<Vec<AdminUnknownSerial>>> {
+        let actor = actor(auth)?;
+        let rows = state
+            .store
+            .admin_unknown_serials(actor, 500)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Json(rows.into_iter().map(unknown_serial).collect()))
+    }
+
+    /// Serials several tenants lay claim to: a device serial registered by more than one
+    /// tenant (or pushed by another tenant's key), a logger serial whose claim was refused.
+    #[oai(path = "/conflicts", method = "get")]
+    async fn conflicts(
+        &self,
+        state: Data<&AppState>,
+        auth: SessionAuth,
+    ) -> poem::Result<Json<Vec<AdminConflict>>> {
+        let actor = actor(auth)?;
+        let rows = state
+            .store
+            .admin_serial_conflicts(actor)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Json(rows.into_iter().map(conflict).collect()))
     }
 
     /// Loggers that send frames nobody claimed.
@@ -245,25 +367,13 @@ impl AdminApi {
         ))
     }
 
-    /// Database kind, TimescaleDB, retention.
+    /// Database kind, TimescaleDB, retention, and counts of users, inverters and keys.
     #[oai(path = "/status", method = "get")]
     async fn status(
         &self,
         state: Data<&AppState>,
         auth: SessionAuth,
     ) -> poem::Result<Json<SystemStatus>> {
-        let actor = actor(auth)?;
-        // An admin read first, so the superuser flag is re-checked in the database.
-        state
-            .store
-            .admin_users(actor, None, 1, 0)
-            .await
-            .map_err(ApiError::from)?;
-        let info = state.store.backend_info().await.map_err(ApiError::from)?;
-        Ok(Json(SystemStatus {
-            database: format!("{:?}", info.kind).to_lowercase(),
-            timescaledb: info.timescaledb,
-            retention_days: info.retention_days,
-        }))
+        Ok(Json(system_status(&state, actor(auth)?).await?))
     }
 }

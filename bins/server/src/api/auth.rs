@@ -2,23 +2,21 @@
 //! "log out everywhere", and the password reset request and confirmation.
 //!
 //! Answers never tell whether an address is registered: signup and the reset and resend
-//! requests answer the same `202` either way (an existing account gets a "you already have
+//! requests answer the same `200` either way (an existing account gets a "you already have
 //! an account" mail instead), and a failed login is one `401` for every cause, after the
 //! same hashing time.
 
-use chrono::Utc;
-use deyehard_core::TenantScope;
-use deyehard_core::auth::onetime::{Purpose, binding_fingerprint};
-use deyehard_core::auth::password;
-use deyehard_store::{NewUser, StoreError, User, UserStore, constraint};
+use deyehard_store::UserStore;
 use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use crate::accounts::Accounts;
+pub use super::auth_flows::{
+    LINK_USED, confirm_reset, issue_session, login, request_reset, resend_verification,
+    send_verification, signup, verify_email,
+};
 use crate::error::ApiError;
 use crate::http::AppState;
-use crate::mail::{Mail, MailKind};
 use crate::security::client_ip;
 use crate::session::{SessionAuth, clear_session_cookie};
 
@@ -169,23 +167,8 @@ impl AuthApi {
         req: &Request,
         body: Json<EmailRequest>,
     ) -> poem::Result<Json<Message>> {
-        let accounts = &state.accounts;
-        let ip = client_ip(req, &accounts.settings().trusted_proxies);
-        accounts.limits().resend.check(&format!("ip:{ip}"))?;
-        accounts
-            .limits()
-            .resend
-            .check(&format!("acct:{}", body.email.trim().to_lowercase()))?;
-        if let Some(user) = state
-            .store
-            .user_by_email_unscoped(body.email.trim())
-            .await
-            .map_err(ApiError::from)?
-            && user.is_active
-            && !user.is_verified
-        {
-            send_verification(accounts, &user, &user.email);
-        }
+        let ip = client_ip(req, &state.accounts.settings().trusted_proxies);
+        resend_verification(&state, ip, &body.email).await?;
         Ok(Message::new(RESEND_ACCEPTED))
     }
 
@@ -264,216 +247,4 @@ impl AuthApi {
             "Your password has been changed. Please log in with the new one.",
         ))
     }
-}
-
-/// Signup, shared by the page and the API.
-///
-/// # Errors
-/// 422 for a bad address, a password the policy refuses, an unknown time zone.
-pub async fn signup(state: &AppState, form: SignupRequest) -> Result<Json<Message>, ApiError> {
-    let accounts = &state.accounts;
-    let email = form.email.trim().to_owned();
-    if email.parse::<lettre::Address>().is_err() {
-        return Err(ApiError::Unprocessable(
-            "This is not a valid email address.".to_owned(),
-        ));
-    }
-    password::check_policy(&form.password, Some(&email))
-        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-    let locale = form
-        .locale
-        .filter(|l| l == "de" || l == "en")
-        .unwrap_or_else(|| "en".to_owned());
-    // Hash first, whatever happens next, so both outcomes take the same time.
-    let hash = accounts.hash_password(form.password).await?;
-    let new = NewUser {
-        email: email.clone(),
-        password_hash: hash,
-        display_name: form.display_name.trim().to_owned(),
-        time_zone: Some(
-            form.time_zone
-                .filter(|tz| !tz.is_empty())
-                .unwrap_or_else(|| accounts.settings().default_time_zone.clone()),
-        ),
-        locale: Some(locale),
-        is_verified: false,
-        is_superuser: false,
-    };
-    match state.store.create_user(&new).await {
-        Ok(user) => send_verification(accounts, &user, &user.email),
-        Err(StoreError::Conflict(name)) if name == constraint::USER_EMAIL => {
-            if let Some(existing) = state.store.user_by_email_unscoped(&email).await? {
-                accounts.send_mail(Mail {
-                    to: existing.email.clone(),
-                    name: existing.display_name.clone(),
-                    locale: existing.locale.clone(),
-                    kind: MailKind::AlreadyRegistered,
-                    link: String::new(),
-                });
-            }
-        }
-        Err(e) => return Err(e.into()),
-    }
-    Ok(Message::new(SIGNUP_ACCEPTED))
-}
-
-/// Mails a verification link for `address` to the user.
-pub fn send_verification(accounts: &Accounts, user: &User, address: &str) {
-    let token = accounts.secrets().tokens.seal(
-        Purpose::VerifyEmail,
-        user.id,
-        &address.to_lowercase(),
-        Utc::now(),
-    );
-    accounts.send_mail(Mail {
-        to: address.to_owned(),
-        name: user.display_name.clone(),
-        locale: user.locale.clone(),
-        kind: MailKind::Verify,
-        link: accounts.link(&format!("/verify?token={token}")),
-    });
-}
-
-fn link_error(e: deyehard_core::auth::TokenError) -> ApiError {
-    ApiError::Unprocessable(e.to_string())
-}
-
-const LINK_USED: &str =
-    "This link has already been used or is no longer valid. Please request a new one.";
-
-/// Verifies the address a verification token names.
-///
-/// # Errors
-/// 422 with a friendly message for an invalid, expired or used link.
-pub async fn verify_email(state: &AppState, token: &str) -> Result<(), ApiError> {
-    let payload = state
-        .accounts
-        .secrets()
-        .tokens
-        .open(token, Purpose::VerifyEmail, Utc::now())
-        .map_err(link_error)?;
-    let user = state
-        .store
-        .user_by_id_unscoped(payload.user_id)
-        .await?
-        .filter(|u| !u.is_verified && payload.binding_matches(&u.email.to_lowercase()))
-        .ok_or_else(|| ApiError::Unprocessable(LINK_USED.to_owned()))?;
-    // The sealed link is the credential for this one change.
-    let scope = TenantScope::from_credential_lookup(user.id);
-    state.store.set_verified(&scope, true).await?;
-    Ok(())
-}
-
-/// Checks a login (page and token endpoint): rate limits, then the password, with the
-/// same time and answer for every kind of failure.
-///
-/// # Errors
-/// 429 when rate-limited, 401 for any wrong credential.
-pub async fn login(
-    state: &AppState,
-    ip: std::net::IpAddr,
-    email: &str,
-    password: &str,
-) -> Result<User, ApiError> {
-    let limits = state.accounts.limits();
-    limits.login_address.check(&format!("ip:{ip}"))?;
-    limits
-        .login_account
-        .check(&format!("acct:{}", email.trim().to_lowercase()))?;
-    let user = state
-        .store
-        .user_by_email_unscoped(email.trim())
-        .await?
-        .filter(|u| u.is_active);
-    let phc = user.as_ref().map(|u| u.password_hash.clone());
-    let ok = state
-        .accounts
-        .verify_password(password.to_owned(), phc)
-        .await?;
-    match user {
-        Some(user) if ok => Ok(user),
-        _ => {
-            tracing::info!(%ip, "failed login");
-            Err(ApiError::Unauthorized)
-        }
-    }
-}
-
-/// A session token for `user` at their current session version.
-///
-/// # Errors
-/// 500 if signing fails.
-pub fn issue_session(accounts: &Accounts, user: &User) -> Result<String, ApiError> {
-    accounts
-        .secrets()
-        .sessions
-        .issue(user.id, user.session_version, Utc::now())
-        .map_err(|e| ApiError::Internal(Box::new(e)))
-}
-
-/// Mails a reset link when the account exists (and says nothing either way).
-///
-/// # Errors
-/// 429 when rate-limited; store errors.
-pub async fn request_reset(
-    state: &AppState,
-    ip: std::net::IpAddr,
-    email: &str,
-) -> Result<(), ApiError> {
-    let accounts = &state.accounts;
-    accounts.limits().reset.check(&format!("ip:{ip}"))?;
-    accounts
-        .limits()
-        .reset
-        .check(&format!("acct:{}", email.trim().to_lowercase()))?;
-    if let Some(user) = state.store.user_by_email_unscoped(email.trim()).await?
-        && user.is_active
-    {
-        let token = accounts.secrets().tokens.seal(
-            Purpose::ResetPassword,
-            user.id,
-            &binding_fingerprint(&user.password_hash),
-            Utc::now(),
-        );
-        accounts.send_mail(Mail {
-            to: user.email.clone(),
-            name: user.display_name.clone(),
-            locale: user.locale.clone(),
-            kind: MailKind::Reset,
-            link: accounts.link(&format!("/reset-password?token={token}")),
-        });
-    }
-    Ok(())
-}
-
-/// Sets a new password from a reset link; the old password's sessions and links die.
-///
-/// # Errors
-/// 422 with a friendly message for a bad link or a password the policy refuses.
-pub async fn confirm_reset(
-    state: &AppState,
-    token: &str,
-    new_password: &str,
-) -> Result<(), ApiError> {
-    let payload = state
-        .accounts
-        .secrets()
-        .tokens
-        .open(token, Purpose::ResetPassword, Utc::now())
-        .map_err(link_error)?;
-    let user = state
-        .store
-        .user_by_id_unscoped(payload.user_id)
-        .await?
-        .filter(|u| u.is_active && payload.binding_matches(&binding_fingerprint(&u.password_hash)))
-        .ok_or_else(|| ApiError::Unprocessable(LINK_USED.to_owned()))?;
-    password::check_policy(new_password, Some(&user.email))
-        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-    let hash = state
-        .accounts
-        .hash_password(new_password.to_owned())
-        .await?;
-    let scope = TenantScope::from_credential_lookup(user.id);
-    state.store.set_password_hash(&scope, &hash).await?;
-    Ok(())
 }

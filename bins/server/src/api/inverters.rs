@@ -20,7 +20,7 @@ use super::inverter_input::{FieldError, FieldErrors, InverterDraft};
 use super::reply::reply;
 use crate::error::ApiError;
 use crate::http::AppState;
-use crate::session::{Authenticated, SessionAuth};
+use crate::session::{Authenticated, SessionAuth, VerifiedOnly};
 
 /// The inverter endpoints.
 pub struct InvertersApi;
@@ -297,10 +297,6 @@ impl From<StoreError> for InverterFailure {
     }
 }
 
-/// The message for accounts that cannot add inverters yet.
-pub const UNVERIFIED: &str =
-    "Please confirm your email address first: unverified accounts cannot add inverters.";
-
 /// Adds an inverter for a verified caller and backfills a claimed logger.
 ///
 /// # Errors
@@ -310,9 +306,7 @@ pub async fn create_inverter(
     auth: &Authenticated,
     draft: &InverterDraft,
 ) -> Result<Inverter, InverterFailure> {
-    if !auth.user.is_verified {
-        return Err(ApiError::NotAllowed(UNVERIFIED.to_owned()).into());
-    }
+    auth.require_verified(VerifiedOnly::RegisterInverters)?;
     let fields = draft.parse().map_err(InverterFailure::Fields)?;
     let inverter = state.store.create_inverter(&auth.scope, &fields).await?;
     if let Some(logger) = inverter.logger_serial {

@@ -12,7 +12,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::error::ApiError;
 use crate::http::AppState;
-use crate::session::{Authenticated, SessionAuth};
+use crate::session::{Authenticated, SessionAuth, VerifiedOnly};
 
 /// The API-key endpoints.
 pub struct KeysApi;
@@ -138,12 +138,7 @@ pub async fn create_key(
     auth: &Authenticated,
     name: &str,
 ) -> Result<CreatedKey, ApiError> {
-    if !auth.user.is_verified {
-        return Err(ApiError::NotAllowed(
-            "Please confirm your email address first: unverified accounts cannot create API keys."
-                .to_owned(),
-        ));
-    }
+    auth.require_verified(VerifiedOnly::CreateApiKeys)?;
     state
         .accounts
         .limits()

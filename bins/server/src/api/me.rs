@@ -10,7 +10,8 @@ use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use crate::api::auth::{AccessToken, Message, issue_session};
+use crate::accounts::{INVALID_EMAIL, check_display_name, check_time_zone};
+use crate::api::auth::{AccessToken, LINK_USED, Message, issue_session};
 use crate::error::ApiError;
 use crate::http::AppState;
 use crate::mail::{Mail, MailKind};
@@ -18,6 +19,11 @@ use crate::session::{Authenticated, SessionAuth, Via, clear_session_cookie, sess
 
 /// The account endpoints.
 pub struct MeApi;
+
+/// The answer to a wrong current password (password and email change, deletion).
+pub const WRONG_PASSWORD: &str = "The current password is not correct.";
+/// The answer to an email change to the address the account already has.
+pub const SAME_EMAIL: &str = "This is already your email address.";
 
 /// The caller's account.
 #[derive(Debug, Object)]
@@ -132,25 +138,7 @@ impl MeApi {
         auth: SessionAuth,
         body: Json<ProfileRequest>,
     ) -> poem::Result<Json<Me>> {
-        let auth = auth.into_inner();
-        let user = &auth.user;
-        let update = ProfileUpdate {
-            display_name: body
-                .0
-                .display_name
-                .unwrap_or_else(|| user.display_name.clone()),
-            time_zone: body.0.time_zone.unwrap_or_else(|| user.time_zone.clone()),
-            locale: body
-                .0
-                .locale
-                .filter(|l| l == "en" || l == "de")
-                .unwrap_or_else(|| user.locale.clone()),
-        };
-        let user = state
-            .store
-            .update_profile(&auth.scope, &update)
-            .await
-            .map_err(ApiError::from)?;
+        let user = update_profile(&state, &auth.into_inner(), body.0).await?;
         Ok(Json(Me::from(&user)))
     }
 
@@ -219,6 +207,39 @@ impl MeApi {
     }
 }
 
+/// Changes name, time zone or language (absent fields keep their value; an unknown language
+/// keeps the current one).
+///
+/// # Errors
+/// 422 for an empty name or an unknown time zone.
+pub async fn update_profile(
+    state: &AppState,
+    auth: &Authenticated,
+    change: ProfileRequest,
+) -> Result<User, ApiError> {
+    let user = &auth.user;
+    let display_name = match change.display_name {
+        Some(name) => check_display_name(&name)?,
+        None => user.display_name.clone(),
+    };
+    let time_zone = match change.time_zone {
+        Some(tz) => {
+            check_time_zone(tz.trim())?;
+            tz.trim().to_owned()
+        }
+        None => user.time_zone.clone(),
+    };
+    let update = ProfileUpdate {
+        display_name,
+        time_zone,
+        locale: change
+            .locale
+            .filter(|l| l == "en" || l == "de")
+            .unwrap_or_else(|| user.locale.clone()),
+    };
+    Ok(state.store.update_profile(&auth.scope, &update).await?)
+}
+
 async fn check_current_password(
     state: &AppState,
     auth: &Authenticated,
@@ -231,9 +252,7 @@ async fn check_current_password(
     if ok {
         Ok(())
     } else {
-        Err(ApiError::Unprocessable(
-            "The current password is not correct.".to_owned(),
-        ))
+        Err(ApiError::Unprocessable(WRONG_PASSWORD.to_owned()))
     }
 }
 
@@ -247,11 +266,13 @@ pub async fn change_password(
     current: &str,
     new: &str,
 ) -> Result<String, ApiError> {
+    // Guessing the current password through this form costs the same budget as logging in,
+    // counted per account apart from the logins themselves.
     state
         .accounts
         .limits()
         .login_account
-        .check(&format!("acct:{}", auth.user.email.to_lowercase()))?;
+        .check(&format!("change:{}", auth.user.id))?;
     check_current_password(state, auth, current).await?;
     password::check_policy(new, Some(&auth.user.email))
         .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
@@ -272,14 +293,19 @@ pub async fn request_email_change(
     password: &str,
     new_email: &str,
 ) -> Result<(), ApiError> {
+    let accounts = &state.accounts;
+    accounts
+        .limits()
+        .resend
+        .check(&format!("email-change:{}", auth.user.id))?;
     check_current_password(state, auth, password).await?;
     let new_email = new_email.trim();
     if new_email.parse::<lettre::Address>().is_err() {
-        return Err(ApiError::Unprocessable(
-            "This is not a valid email address.".to_owned(),
-        ));
+        return Err(ApiError::Unprocessable(INVALID_EMAIL.to_owned()));
     }
-    let accounts = &state.accounts;
+    if new_email.eq_ignore_ascii_case(&auth.user.email) {
+        return Err(ApiError::Unprocessable(SAME_EMAIL.to_owned()));
+    }
     let user = &auth.user;
     let binding = format!(
         "{}\n{}",
@@ -328,15 +354,13 @@ pub async fn confirm_email_change(state: &AppState, token: &str) -> Result<(), A
         .store
         .user_by_id_unscoped(payload.user_id)
         .await?
-        .ok_or_else(|| ApiError::Unprocessable("This link is invalid.".to_owned()))?;
+        .ok_or_else(|| ApiError::Unprocessable(LINK_USED.to_owned()))?;
     let (new_email, current) = payload.binding.split_once('\n').unwrap_or(("", ""));
     if new_email.is_empty()
         || !payload.binding_matches(&format!("{new_email}\n{}", user.email.to_lowercase()))
         || current != user.email.to_lowercase()
     {
-        return Err(ApiError::Unprocessable(
-            "This link has already been used or is no longer valid.".to_owned(),
-        ));
+        return Err(ApiError::Unprocessable(LINK_USED.to_owned()));
     }
     let scope = TenantScope::from_credential_lookup(user.id);
     state.store.set_email(&scope, new_email).await?;
@@ -353,6 +377,11 @@ pub async fn delete_account(
     auth: &Authenticated,
     password: &str,
 ) -> Result<(), ApiError> {
+    state
+        .accounts
+        .limits()
+        .login_account
+        .check(&format!("delete:{}", auth.user.id))?;
     check_current_password(state, auth, password).await?;
     state.store.delete_user(&auth.scope).await?;
     tracing::info!(user = %auth.user.id, "account deleted");

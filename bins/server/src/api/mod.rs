@@ -7,8 +7,10 @@
 //! deyehard-server openapi` rewrites it).
 
 pub mod admin;
+pub mod admin_ops;
 pub mod apikey_auth;
 pub mod auth;
+mod auth_flows;
 pub mod charts;
 pub mod dashboard;
 mod dashboard_views;

@@ -11,6 +11,9 @@
 //! Pages never build HTML from strings: everything goes through askama templates, which
 //! escape what users and devices supplied.
 
+mod account;
+mod admin;
+mod admin_devices;
 mod auth;
 mod dc;
 mod export;
@@ -18,6 +21,9 @@ mod fmt;
 mod inverter;
 mod inverter_views;
 mod inverters;
+mod keys;
+mod messages;
+mod signup;
 mod start;
 mod summary;
 mod views;
@@ -38,8 +44,11 @@ pub const LANG_COOKIE: &str = "deyehard_lang";
 
 /// Adds every page to `route`.
 pub fn add_routes(route: Route) -> Route {
+    let route = signup::add_routes(auth::add_routes(route));
+    let route = keys::add_routes(account::add_routes(route));
+    let route = admin::add_routes(route);
     let route = inverters::add_routes(export::add_routes(route));
-    let route = start::add_routes(auth::add_routes(route));
+    let route = start::add_routes(route);
     let route = inverter::add_routes(dc::add_routes(route));
     summary::add_routes(route)
 }
