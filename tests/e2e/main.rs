@@ -22,5 +22,6 @@ macro_rules! on_both_backends {
 
 mod accounts;
 mod collector;
+mod import;
 mod ingest;
 mod support;

@@ -109,6 +109,7 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let scope = operator_scope(&store, &args.user).await?;
             crate::export::run(&store, &scope, args).await
         }
+        Some(Command::ImportOriginal(ref args)) => crate::import::run_command(&store, args).await,
     }
 }
 

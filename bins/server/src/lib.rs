@@ -16,6 +16,7 @@ mod commands;
 pub mod error;
 mod export;
 mod http;
+pub mod import;
 pub mod layout;
 pub mod limits;
 pub mod mail;
