@@ -103,8 +103,13 @@ impl SourceDb {
     /// Connects, checks the four tables of the original schema exist and opens the snapshot.
     /// `fetch_size` rows are fetched per cursor round trip.
     pub async fn open(url: &str, fetch_size: u32) -> anyhow::Result<Self> {
+        const EXPECTED: &str =
+            "--from is not a PostgreSQL URL (postgres://user:password@host/database)";
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            bail!(EXPECTED);
+        }
         let options = PgConnectOptions::from_str(url)
-            .context("--from is not a PostgreSQL URL (postgres://user:password@host/database)")?
+            .context(EXPECTED)?
             .application_name("deyehard-import-original");
         let place = format!(
             "{}:{}/{}",
