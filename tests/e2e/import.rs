@@ -1,7 +1,7 @@
 //! `import-original`: a PostgreSQL database created with the original service's schema
 //! (`tests/fixtures/original/`) imported into a fresh store of each backend, then checked
 //! through the store and the real HTTP endpoints (login with the old passwords, an OpenDTU push
-//! with the old plaintext key), then imported a second time.
+//! with the old plaintext key), then imported again: nothing new, then only rows added since.
 
 use std::collections::HashMap;
 
@@ -19,7 +19,7 @@ use sqlx::Connection;
 
 use crate::support::{Backend, TestServer, TestStore, http_client};
 
-on_both_backends!(the_original_database_is_imported_and_a_second_run_adds_nothing);
+on_both_backends!(the_original_database_is_imported_and_reruns_add_only_what_is_new);
 
 const SCHEMA: &str = include_str!("../fixtures/original/schema.sql");
 const DATA: &str = include_str!("../fixtures/original/data.sql");
@@ -348,38 +348,42 @@ async fn check_inverters_and_readings(store: &Store) {
     assert!((energy[0].energy_wh - 304.0).abs() < 1e-6, "{energy:?}");
 }
 
-async fn check_over_http(db: &TestStore) {
-    let server = TestServer::start(db).await;
+/// The old passwords work through the real login. Checked last: a successful login may
+/// replace the hash by one with our parameters, after which a new run leaves the account alone.
+async fn check_logins(server: &TestServer) {
     assert_eq!(
-        login(&server, "anna@example.com", ANNA_PASSWORD).await,
+        login(server, "anna@example.com", ANNA_PASSWORD).await,
         StatusCode::OK
     );
     assert_eq!(
-        login(&server, "bernd@example.com", BERND_PASSWORD).await,
+        login(server, "bernd@example.com", BERND_PASSWORD).await,
         StatusCode::OK
     );
     assert_eq!(
-        login(&server, "anna@example.com", BERND_PASSWORD).await,
+        login(server, "anna@example.com", BERND_PASSWORD).await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        login(&server, "carla@example.com", CARLA_PASSWORD).await,
+        login(server, "carla@example.com", CARLA_PASSWORD).await,
         StatusCode::UNAUTHORIZED,
         "inactive in the original, inactive here"
     );
     assert_eq!(
-        login(&server, "dora@example.com", DORA_PASSWORD).await,
+        login(server, "dora@example.com", DORA_PASSWORD).await,
         StatusCode::UNAUTHORIZED,
         "dora's account here was left alone"
     );
-    let (status, body) = push(&server, ANNA_KEY, "114172220003").await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, body) = push(&server, CARLA_KEY, "114172220003").await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    server.stop().await;
 }
 
-async fn the_original_database_is_imported_and_a_second_run_adds_nothing(backend: Backend) {
+/// The old plaintext keys resolve like ours (a deactivated owner's do not).
+async fn check_device_keys(server: &TestServer) {
+    let (status, body) = push(server, ANNA_KEY, "114172220003").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = push(server, CARLA_KEY, "114172220003").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+}
+
+async fn the_original_database_is_imported_and_reruns_add_only_what_is_new(backend: Backend) {
     let original = OriginalDb::new().await;
     let db = TestStore::new(backend).await;
     // dora signed up here already, with another password.
@@ -402,7 +406,9 @@ async fn the_original_database_is_imported_and_a_second_run_adds_nothing(backend
     check_first_report(&first);
     check_accounts(&db.store).await;
     check_inverters_and_readings(&db.store).await;
-    check_over_http(&db).await;
+    // The server runs while the import is repeated, as it would during a switch-over.
+    let server = TestServer::start(&db).await;
+    check_device_keys(&server).await;
 
     let second = run(&db.store, &original.url, &options()).await.unwrap();
     let text = second.to_string();
@@ -433,4 +439,26 @@ async fn the_original_database_is_imported_and_a_second_run_adds_nothing(backend
             .len(),
         20
     );
+
+    // Rows the original stored after the import (it kept running): a third run adds just them.
+    let mut source = sqlx::PgConnection::connect(&original.url).await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO inverter_measurements VALUES \
+         ('2025-06-15 09:40:00+00', 1, 2, 210, 320, 55), \
+         ('2025-06-15 09:45:00+00', 1, 2, 220, 336, 55), \
+         ('2025-06-15 09:45:00+00', 1, 2, 220, 336, 55)",
+    )
+    .execute(&mut source)
+    .await
+    .unwrap();
+    let third = run(&db.store, &original.url, &options()).await.unwrap();
+    let text = third.to_string();
+    assert_eq!(third.measurements_imported, 2, "{text}");
+    assert_eq!(third.duplicates_removed, 3 + 1, "{text}");
+    let garage = all_readings(&db.store, &scope, inverters["Garage"].id).await;
+    assert_eq!(garage.len(), 22);
+    assert_eq!(garage[21].power_ac_w, Some(220.0));
+
+    check_logins(&server).await;
+    server.stop().await;
 }

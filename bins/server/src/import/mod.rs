@@ -188,6 +188,17 @@ async fn imported_until(
         .collect())
 }
 
+/// Batches on their way from the reader to the writer: reading the original and writing our
+/// store overlap, and memory stays bounded.
+const PIPELINE_DEPTH: usize = 2;
+
+/// Readings of one tenant to write, and the progress once they are written.
+struct Batch {
+    scope: TenantScope,
+    readings: Vec<(InverterId, Reading)>,
+    position: u64,
+}
+
 async fn import_readings(
     store: &Store,
     source: &mut SourceDb,
@@ -197,59 +208,96 @@ async fn import_readings(
     report: &mut ImportReport,
 ) -> anyhow::Result<()> {
     let counts = source.measurement_counts().await?;
-    let count_of = |p: &Planned| counts.get(&p.source_id).copied().unwrap_or(0);
-    bar.set_length(plan.iter().map(count_of).sum());
+    let counts: Vec<u64> = plan
+        .iter()
+        .map(|p| counts.get(&p.source_id).copied().unwrap_or(0))
+        .collect();
+    bar.set_length(counts.iter().sum());
     bar.set_position(0);
     if let Ok(style) =
         ProgressStyle::with_template("{bar:40} {pos}/{len} measurements ({per_sec}, {eta} left)")
     {
         bar.set_style(style);
     }
-    let mut base = 0;
-    for planned in plan {
-        let stats = import_inverter(store, source, planned, options.batch_size, bar, base).await?;
-        report.add_stream(&stats.0, &stats.1);
-        base += count_of(planned);
-        bar.set_position(base);
-    }
+    let capacity = usize::try_from(options.batch_size)
+        .unwrap_or(usize::MAX)
+        .min(100_000);
+    let (tx, rx) = tokio::sync::mpsc::channel(PIPELINE_DEPTH);
+    let reader = read_all(source, plan, &counts, capacity, tx);
+    let writer = write_all(store, rx, bar);
+    let (stats, written) = tokio::try_join!(reader, writer)?;
+    report.add_stream(&stats, &written);
     Ok(())
 }
 
-/// What writing one inverter's readings did.
+/// Reads the planned inverters' readings into batches of `capacity`.
+async fn read_all(
+    source: &mut SourceDb,
+    plan: &[Planned],
+    counts: &[u64],
+    capacity: usize,
+    tx: tokio::sync::mpsc::Sender<Batch>,
+) -> anyhow::Result<StreamStats> {
+    let mut total = StreamStats::default();
+    let mut base = 0;
+    for (planned, count) in plan.iter().zip(counts) {
+        let mut rows = source
+            .measurements(planned.source_id, planned.after)
+            .await?;
+        let mut readings = Vec::with_capacity(capacity);
+        while let Some(reading) = rows.next(planned.after).await? {
+            readings.push((planned.target, reading));
+            if readings.len() >= capacity {
+                let full = std::mem::replace(&mut readings, Vec::with_capacity(capacity));
+                let position = base + rows.stats().ac_rows;
+                send(&tx, planned.scope, full, position).await?;
+            }
+        }
+        base += count;
+        send(&tx, planned.scope, readings, base).await?;
+        total.add(&rows.stats());
+        rows.close().await?;
+    }
+    Ok(total)
+}
+
+async fn send(
+    tx: &tokio::sync::mpsc::Sender<Batch>,
+    scope: TenantScope,
+    readings: Vec<(InverterId, Reading)>,
+    position: u64,
+) -> anyhow::Result<()> {
+    let batch = Batch {
+        scope,
+        readings,
+        position,
+    };
+    // The writer only stops early on an error, which `try_join!` reports.
+    tx.send(batch)
+        .await
+        .map_err(|_| anyhow::anyhow!("the writer stopped"))
+}
+
+/// Writes the batches as they come.
+async fn write_all(
+    store: &Store,
+    mut rx: tokio::sync::mpsc::Receiver<Batch>,
+    bar: &ProgressBar,
+) -> anyhow::Result<Written> {
+    let mut written = Written::default();
+    while let Some(mut batch) = rx.recv().await {
+        write_batch(store, &batch.scope, &mut batch.readings, &mut written).await?;
+        bar.set_position(batch.position);
+    }
+    Ok(written)
+}
+
+/// What writing readings did.
 #[derive(Debug, Clone, Copy, Default)]
 struct Written {
     stored: u64,
     present: u64,
     dc_rows: u64,
-}
-
-async fn import_inverter(
-    store: &Store,
-    source: &mut SourceDb,
-    planned: &Planned,
-    batch_size: u32,
-    bar: &ProgressBar,
-    base: u64,
-) -> anyhow::Result<(StreamStats, Written)> {
-    let mut rows = source
-        .measurements(planned.source_id, planned.after)
-        .await?;
-    let capacity = usize::try_from(batch_size)
-        .unwrap_or(usize::MAX)
-        .min(100_000);
-    let mut batch: Vec<(InverterId, Reading)> = Vec::with_capacity(capacity);
-    let mut written = Written::default();
-    while let Some(reading) = rows.next(planned.after).await? {
-        batch.push((planned.target, reading));
-        if batch.len() >= capacity {
-            write_batch(store, &planned.scope, &mut batch, &mut written).await?;
-            bar.set_position(base + rows.stats().ac_rows);
-        }
-    }
-    write_batch(store, &planned.scope, &mut batch, &mut written).await?;
-    let stats = rows.stats();
-    rows.close().await?;
-    Ok((stats, written))
 }
 
 async fn write_batch(

@@ -93,6 +93,17 @@ pub struct StreamStats {
     pub dc_without_ac: u64,
 }
 
+impl StreamStats {
+    /// Adds another stream's figures.
+    pub fn add(&mut self, other: &Self) {
+        self.ac_rows += other.ac_rows;
+        self.duplicates += other.duplicates;
+        self.dc_duplicates += other.dc_duplicates;
+        self.dc_bad_channel += other.dc_bad_channel;
+        self.dc_without_ac += other.dc_without_ac;
+    }
+}
+
 /// The source database, inside its read-only snapshot.
 pub struct SourceDb {
     conn: PgConnection,
