@@ -2,13 +2,17 @@
 //! measurements from a database of the original (Python) service into our store, whichever
 //! backend the server is configured with. How to switch over: `docs/switching-over.md`.
 //!
-//! Two phases over one read-only snapshot of the original ([`source`]):
-//! 1. accounts: users page by page, each with its API key and inverters ([`accounts`]);
+//! Two phases over one read-only snapshot of the original (module `source`):
+//! 1. accounts: users page by page, each with its API key and inverters (module `accounts`);
 //!    orphaned inverters are listed;
 //! 2. readings: per inverter, AC and DC rows in time order through server-side cursors,
 //!    deduplicated on (inverter, time), written through the store's normal
 //!    [`ReadingWriter::write_readings`] in batches, so daily energy and rollups are maintained.
-//!    Their source is `import`.
+//!    Their source is `import`. Reading the original and writing our store overlap (a bounded
+//!    channel of batches). Units: power W, day counters Wh as they are, the channels'
+//!    truncated kWh lifetime counters × 1000 in Wh; the AC row's lifetime counter (a sum of
+//!    those truncated values) is left out, because our energy maths prefers the lifetime counter
+//!    and would count imported history in whole kWh steps.
 //!
 //! It is idempotent: accounts it created are recognised by e-mail and password hash, their
 //! inverters by serial, and readings continue after the newest imported one (rows already

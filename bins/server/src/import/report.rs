@@ -104,7 +104,7 @@ impl fmt::Display for ImportReport {
         )?;
         writeln!(
             f,
-            "  users already present:        {} ({} from an earlier import, completed; {} other accounts, left alone)",
+            "  users already present:        {} (from an earlier import: {}, completed; another account: {}, left alone)",
             self.users_resumed.len() + self.users_left_alone.len(),
             self.users_resumed.len(),
             self.users_left_alone.len()
@@ -152,7 +152,11 @@ impl fmt::Display for ImportReport {
             "Already present, left alone (another account with this e-mail):",
             &self.users_left_alone,
         )?;
-        list(f, "Completed from an earlier import:", &self.users_resumed)?;
+        list(
+            f,
+            "From an earlier import (checked, missing data completed):",
+            &self.users_resumed,
+        )?;
         let failed: Vec<String> = self
             .users_failed
             .iter()

@@ -322,7 +322,8 @@ impl Measurements<'_> {
     /// [`DC_MATCH_TOLERANCE`] of it, or DC rows of one time with no AC row near them.
     ///
     /// `after` is the resume point the cursors were opened with: DC rows just after it belong
-    /// to the reading at `after`, which is stored already, and are passed over.
+    /// to the reading at `after`, which is stored already, and are passed over. DC rows of one
+    /// time that all have bad channel numbers make no reading.
     pub async fn next(&mut self, after: Option<DateTime<Utc>>) -> anyhow::Result<Option<Reading>> {
         loop {
             self.fill_ac().await?;
@@ -341,7 +342,9 @@ impl Measurements<'_> {
             };
             self.attach_dc(&mut reading, last_dc).await?;
             if first_ac.is_none() {
-                if after.is_some_and(|after| reading.time <= after + DC_MATCH_TOLERANCE) {
+                let resumed_past =
+                    after.is_some_and(|after| reading.time <= after + DC_MATCH_TOLERANCE);
+                if resumed_past || reading.dc.is_empty() {
                     continue;
                 }
                 self.stats.dc_without_ac += 1;
