@@ -86,6 +86,7 @@ pub(crate) const USER_UPGRADE_HASH: &str =
 pub(crate) const USER_SET_SUPERUSER: &str = "UPDATE users SET is_superuser = $2 WHERE id = $1";
 pub(crate) const USER_BUMP_SESSION: &str = "UPDATE users SET session_version = session_version + 1 WHERE id = $1 RETURNING session_version";
 pub(crate) const USER_SET_VERIFIED: &str = "UPDATE users SET is_verified = $2 WHERE id = $1";
+pub(crate) const USER_SET_ACTIVE: &str = "UPDATE users SET is_active = $2 WHERE id = $1";
 pub(crate) const USER_SET_EMAIL: &str = "UPDATE users SET email = $2 WHERE id = $1";
 pub(crate) const USER_DELETE: &str = "DELETE FROM users WHERE id = $1";
 pub(crate) const USER_TIME_ZONE: &str = "SELECT time_zone FROM users WHERE id = $1";

@@ -183,6 +183,9 @@ impl UserStore for Store {
     async fn set_verified(&self, scope: &TenantScope, verified: bool) -> StoreResult<()> {
         dispatch!(self.set_verified(scope, verified))
     }
+    async fn set_active(&self, scope: &TenantScope, active: bool) -> StoreResult<()> {
+        dispatch!(self.set_active(scope, active))
+    }
     async fn set_email(&self, scope: &TenantScope, email: &str) -> StoreResult<()> {
         dispatch!(self.set_email(scope, email))
     }

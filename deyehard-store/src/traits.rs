@@ -66,6 +66,13 @@ pub trait UserStore {
         scope: &TenantScope,
         verified: bool,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Activates or deactivates the account (an inactive user cannot log in, and their keys and
+    /// loggers resolve to nothing). Used when accounts are imported with their flags.
+    fn set_active(
+        &self,
+        scope: &TenantScope,
+        active: bool,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Changes the e-mail address ([`StoreError::Conflict`] when taken).
     fn set_email(
         &self,

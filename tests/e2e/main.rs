@@ -25,6 +25,7 @@ mod account_security;
 mod accounts;
 mod collector;
 mod dashboard;
+mod import;
 mod ingest;
 mod inverters;
 mod ops;

@@ -38,6 +38,9 @@ pub enum Command {
     /// Exit 0 when the server on `--listen` answers `/readyz` with 200: the container health
     /// check.
     Healthcheck,
+    /// Copy users, inverters and measurements from a database of the original (Python) service;
+    /// the summary goes to stdout (see docs/switching-over.md).
+    ImportOriginal(ImportOriginalArgs),
 }
 
 /// Options of the account flows (part of serving), as configured.
@@ -240,6 +243,43 @@ pub struct ExportArgs {
     /// Output format.
     #[arg(long, value_enum)]
     pub format: ExportFormat,
+}
+
+/// Options of `import-original`.
+#[derive(Clone, Args)]
+pub struct ImportOriginalArgs {
+    /// PostgreSQL URL of the original service's database (`postgres://user:password@host/db`);
+    /// it is only read.
+    #[arg(
+        long = "from",
+        value_name = "URL",
+        env = "DEYEHARD_IMPORT_FROM",
+        hide_env_values = true
+    )]
+    pub from: String,
+    /// Time zone of the imported accounts (the original kept none).
+    #[arg(
+        long,
+        env = "DEYEHARD_DEFAULT_TIME_ZONE",
+        default_value = deyehard_store::DEFAULT_TIME_ZONE
+    )]
+    pub time_zone: String,
+    /// Readings per write transaction (and rows per read from the original).
+    #[arg(long, default_value_t = 1000)]
+    pub batch_size: u32,
+    /// Never draw the progress bar (it is hidden anyway when stderr is not a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl std::fmt::Debug for ImportOriginalArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportOriginalArgs")
+            .field("from", &"<redacted>")
+            .field("time_zone", &self.time_zone)
+            .field("batch_size", &self.batch_size)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Output format of `export`.

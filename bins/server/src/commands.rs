@@ -129,6 +129,7 @@ pub(crate) async fn dispatch(cli: Cli, settings: ServerSettings) -> anyhow::Resu
             let scope = operator_scope(&store, &args.user).await?;
             crate::export::run(store.clone(), &scope, args).await
         }
+        Some(Command::ImportOriginal(ref args)) => crate::import::run_command(&store, args).await,
     }
 }
 

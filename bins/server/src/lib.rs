@@ -18,6 +18,7 @@ pub mod config;
 pub mod error;
 mod export;
 mod http;
+pub mod import;
 pub mod layout;
 pub mod limits;
 pub mod mail;

@@ -147,6 +147,24 @@ macro_rules! impl_accounts {
                 Ok(())
             }
 
+            async fn set_active(
+                &self,
+                scope: &deyehard_core::TenantScope,
+                active: bool,
+            ) -> $crate::StoreResult<()> {
+                let mut tx = self
+                    .begin_write($crate::common::Access::Tenant(scope))
+                    .await?;
+                let done = sqlx::query($crate::sql::USER_SET_ACTIVE)
+                    .bind($crate::common::uid(scope))
+                    .bind(active)
+                    .execute(&mut *tx)
+                    .await?;
+                $crate::common::expect_one(done.rows_affected())?;
+                tx.commit().await?;
+                Ok(())
+            }
+
             async fn set_email(
                 &self,
                 scope: &deyehard_core::TenantScope,

@@ -105,6 +105,7 @@ pub async fn profile_password_and_session_version(db: TestDb) {
     );
     assert_eq!(store.bump_session_version(&scope).await.unwrap(), 3);
     store.set_verified(&scope, true).await.unwrap();
+    store.set_active(&scope, false).await.unwrap();
     store.set_email(&scope, "dora@example.com").await.unwrap();
     let user = store
         .user_by_id_unscoped(scope.user_id())
@@ -114,6 +115,7 @@ pub async fn profile_password_and_session_version(db: TestDb) {
     assert_eq!(user.password_hash, "$argon2id$new");
     assert_eq!(user.session_version, 3);
     assert!(user.is_verified);
+    assert!(!user.is_active);
     assert_eq!(user.email, "dora@example.com");
     assert!(
         !format!("{user:?}").contains("argon2id"),
