@@ -365,7 +365,7 @@ pub fn page_error(mut layout: Layout, error: ApiError) -> Response {
             layout
                 .t(
                     "There is no inverter with this number in your account.",
-                    "In Ihrem Konto gibt es keinen Wechselrichter mit dieser Nummer.",
+                    "In deinem Konto gibt es keinen Wechselrichter mit dieser Nummer.",
                 )
                 .to_owned(),
         )
@@ -380,7 +380,7 @@ pub fn page_error(mut layout: Layout, error: ApiError) -> Response {
             layout
                 .t(
                     "Please try again in a moment.",
-                    "Bitte versuchen Sie es gleich noch einmal.",
+                    "Bitte versuche es gleich noch einmal.",
                 )
                 .to_owned(),
         )
