@@ -9,6 +9,7 @@
 // the workspace's `allow-unwrap-in-tests` applies to the helpers in them too.
 #[cfg(test)]
 mod accounts;
+#[cfg(test)]
 mod admin;
 #[cfg(test)]
 mod dashboard;
