@@ -67,6 +67,13 @@ pub(super) fn failure(layout: Layout, e: &ApiError) -> Response {
     with_retry_after(resp, e)
 }
 
+/// The form of an action, read only once the caller is known to be an administrator: anyone
+/// else gets the same 403 whatever they posted, and an admin's malformed form a 422 page.
+fn admin_form<T>(layout: &Layout, form: poem::Result<Form<T>>) -> Result<T, Response> {
+    form.map(|Form(form)| form)
+        .map_err(|e| failure(layout.clone(), &ApiError::Unprocessable(e.to_string())))
+}
+
 /// The notice for `?done=`.
 fn done_notice(layout: &Layout, done: Option<&str>) -> Option<String> {
     let text = match done? {
@@ -255,10 +262,14 @@ async fn flags_submit(
     req: &Request,
     state: Data<&AppState>,
     Path(id): Path<i64>,
-    Form(form): Form<FlagsForm>,
+    form: poem::Result<Form<FlagsForm>>,
 ) -> Response {
     let (page, actor) = match admin(req, &state).await {
         Ok(admin) => admin,
+        Err(resp) => return resp,
+    };
+    let form = match admin_form(&page.layout, form) {
+        Ok(form) => form,
         Err(resp) => return resp,
     };
     let flags = UserFlags {
@@ -282,10 +293,14 @@ async fn delete_submit(
     req: &Request,
     state: Data<&AppState>,
     Path(id): Path<i64>,
-    Form(form): Form<BackForm>,
+    form: poem::Result<Form<BackForm>>,
 ) -> Response {
     let (page, actor) = match admin(req, &state).await {
         Ok(admin) => admin,
+        Err(resp) => return resp,
+    };
+    let form = match admin_form(&page.layout, form) {
+        Ok(form) => form,
         Err(resp) => return resp,
     };
     match delete_user(&state, actor, UserId::new(id)).await {
@@ -381,10 +396,14 @@ async fn reassign_submit(
     req: &Request,
     state: Data<&AppState>,
     Path(id): Path<i64>,
-    Form(form): Form<ReassignForm>,
+    form: poem::Result<Form<ReassignForm>>,
 ) -> Response {
     let (page, actor) = match admin(req, &state).await {
         Ok(admin) => admin,
+        Err(resp) => return resp,
+    };
+    let form = match admin_form(&page.layout, form) {
+        Ok(form) => form,
         Err(resp) => return resp,
     };
     let request = ReassignRequest {
