@@ -24,6 +24,7 @@ mod account_pages;
 mod account_security;
 mod accounts;
 mod collector;
+mod cross_tenant;
 mod dashboard;
 mod import;
 mod ingest;
