@@ -25,6 +25,7 @@ mod account_security;
 mod accounts;
 mod collector;
 mod cross_tenant;
+mod csrf_page;
 mod dashboard;
 mod import;
 mod ingest;
