@@ -69,9 +69,9 @@ pub(super) fn failure(layout: Layout, e: &ApiError) -> Response {
 
 /// The form of an action, read only once the caller is known to be an administrator: anyone
 /// else gets the same 403 whatever they posted, and an admin's malformed form a 422 page.
-fn admin_form<T>(layout: &Layout, form: poem::Result<Form<T>>) -> Result<T, Response> {
+fn admin_form<T>(form: poem::Result<Form<T>>) -> Result<T, ApiError> {
     form.map(|Form(form)| form)
-        .map_err(|e| failure(layout.clone(), &ApiError::Unprocessable(e.to_string())))
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))
 }
 
 /// The notice for `?done=`.
@@ -268,9 +268,9 @@ async fn flags_submit(
         Ok(admin) => admin,
         Err(resp) => return resp,
     };
-    let form = match admin_form(&page.layout, form) {
+    let form = match admin_form(form) {
         Ok(form) => form,
-        Err(resp) => return resp,
+        Err(e) => return failure(page.layout, &e),
     };
     let flags = UserFlags {
         is_active: form.is_active,
@@ -299,9 +299,9 @@ async fn delete_submit(
         Ok(admin) => admin,
         Err(resp) => return resp,
     };
-    let form = match admin_form(&page.layout, form) {
+    let form = match admin_form(form) {
         Ok(form) => form,
-        Err(resp) => return resp,
+        Err(e) => return failure(page.layout, &e),
     };
     match delete_user(&state, actor, UserId::new(id)).await {
         Ok(()) => redirect(&back_with(form.back.as_deref(), "deleted")),
@@ -402,9 +402,9 @@ async fn reassign_submit(
         Ok(admin) => admin,
         Err(resp) => return resp,
     };
-    let form = match admin_form(&page.layout, form) {
+    let form = match admin_form(form) {
         Ok(form) => form,
-        Err(resp) => return resp,
+        Err(e) => return failure(page.layout, &e),
     };
     let request = ReassignRequest {
         owner_id: None,
