@@ -71,7 +71,8 @@ impl Browser {
         }
     }
 
-    async fn page(&mut self, resp: reqwest::Response) -> Page {
+    /// Reads an answer as a page (and keeps its CSRF token).
+    pub async fn page(&mut self, resp: reqwest::Response) -> Page {
         let status = resp.status();
         let headers = resp.headers().clone();
         let location = headers

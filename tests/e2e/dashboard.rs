@@ -103,7 +103,7 @@ async fn inverter(db: &TestStore, scope: &TenantScope, name: &str, serial: &str)
 }
 
 /// An OpenDTU push of one inverter with two named DC channels.
-fn push_body(serial: &str, time: DateTime<Utc>, power: f64, channel_name: &str) -> String {
+pub fn push_body(serial: &str, time: DateTime<Utc>, power: f64, channel_name: &str) -> String {
     let channel = |n: u8, name: &str| {
         json!({"channel": n, "name": name, "power": power / 2.0, "voltage": 30.0 + f64::from(n),
                "current": power / 60.0, "yield_day": 100.0 * f64::from(n), "yield_total": 5.0, "irradiation": 40.0})
@@ -117,7 +117,7 @@ fn push_body(serial: &str, time: DateTime<Utc>, power: f64, channel_name: &str) 
     .to_string()
 }
 
-async fn push(srv: &TestServer, key: &str, body: String) {
+pub async fn push(srv: &TestServer, key: &str, body: String) {
     let answer = http_client()
         .post(srv.url("/api/opendtu/measurements"))
         .header("X-API-Key", key)

@@ -24,6 +24,8 @@ mod account_pages;
 mod account_security;
 mod accounts;
 mod collector;
+mod cross_tenant;
+mod csrf_page;
 mod dashboard;
 mod import;
 mod ingest;

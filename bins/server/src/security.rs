@@ -5,7 +5,8 @@
 //! - [`CsrfGuard`]: a signed double-submit token. Every response carries (once) an HttpOnly
 //!   `deyehard_csrf` cookie; pages embed [`CsrfToken`] in forms (`csrf_token` field) and in a
 //!   `<meta name="csrf-token">` that HTMX sends back as `X-CSRF-Token`. Every POST, PUT,
-//!   PATCH and DELETE must present a token matching the cookie, or gets 403. Exempt: calls
+//!   PATCH and DELETE must present a token matching the cookie, or gets 403: a JSON error on
+//!   `/api/`, elsewhere a page saying the form expired ([`crate::pages::csrf_failure`]). Exempt: calls
 //!   with `Authorization` or `X-API-Key` (no ambient credential) and `/api/` calls without a
 //!   session cookie.
 //! - [`client_ip`]: the client address, from `X-Forwarded-For` only behind trusted proxies.
@@ -280,17 +281,28 @@ impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
             let valid = existing.is_some()
                 && presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(expected.as_bytes())));
             if !valid {
-                return Ok(poem::error::ResponseError::as_response(
-                    &crate::error::ApiError::Forbidden,
-                ));
+                req.extensions_mut().insert(CsrfToken(expected));
+                let resp = if req.uri().path().starts_with("/api/") {
+                    poem::error::ResponseError::as_response(&crate::error::ApiError::Forbidden)
+                } else {
+                    crate::pages::csrf_failure(&req).await
+                };
+                return Ok(self.with_cookie(resp, existing.is_none(), &nonce));
             }
         }
         req.extensions_mut().insert(CsrfToken(expected));
-        let mut resp = match self.inner.call(req).await {
+        let resp = match self.inner.call(req).await {
             Ok(r) => r.into_response(),
             Err(e) => e.into_response(),
         };
-        if existing.is_none() {
+        Ok(self.with_cookie(resp, existing.is_none(), &nonce))
+    }
+}
+
+impl<E> CsrfEndpoint<E> {
+    /// `resp` with the CSRF cookie holding `nonce` when the request had none (`new`).
+    fn with_cookie(&self, mut resp: Response, new: bool, nonce: &str) -> Response {
+        if new {
             let secure = if self.guard.secure { "; Secure" } else { "" };
             let cookie =
                 format!("{CSRF_COOKIE}={nonce}; Path=/; HttpOnly; SameSite=Strict{secure}");
@@ -298,7 +310,7 @@ impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
                 resp.headers_mut().append(header::SET_COOKIE, value);
             }
         }
-        Ok(resp)
+        resp
     }
 }
 

@@ -325,8 +325,9 @@ pub async fn update_inverter(
     id: InverterId,
     draft: &InverterDraft,
 ) -> Result<Inverter, InverterFailure> {
-    let fields = draft.parse().map_err(InverterFailure::Fields)?;
+    // Another tenant's id is a 404 whatever the form says: look it up before checking fields.
     let before = state.store.inverter(scope, id).await?;
+    let fields = draft.parse().map_err(InverterFailure::Fields)?;
     let inverter = state.store.update_inverter(scope, id, &fields).await?;
     if let Some(logger) = inverter.logger_serial
         && before.logger_serial != Some(logger)

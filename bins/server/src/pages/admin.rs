@@ -67,6 +67,13 @@ pub(super) fn failure(layout: Layout, e: &ApiError) -> Response {
     with_retry_after(resp, e)
 }
 
+/// The form of an action, read only once the caller is known to be an administrator: anyone
+/// else gets the same 403 whatever they posted, and an admin's malformed form a 422 page.
+fn admin_form<T>(form: poem::Result<Form<T>>) -> Result<T, ApiError> {
+    form.map(|Form(form)| form)
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))
+}
+
 /// The notice for `?done=`.
 fn done_notice(layout: &Layout, done: Option<&str>) -> Option<String> {
     let text = match done? {
@@ -255,11 +262,15 @@ async fn flags_submit(
     req: &Request,
     state: Data<&AppState>,
     Path(id): Path<i64>,
-    Form(form): Form<FlagsForm>,
+    form: poem::Result<Form<FlagsForm>>,
 ) -> Response {
     let (page, actor) = match admin(req, &state).await {
         Ok(admin) => admin,
         Err(resp) => return resp,
+    };
+    let form = match admin_form(form) {
+        Ok(form) => form,
+        Err(e) => return failure(page.layout, &e),
     };
     let flags = UserFlags {
         is_active: form.is_active,
@@ -282,11 +293,15 @@ async fn delete_submit(
     req: &Request,
     state: Data<&AppState>,
     Path(id): Path<i64>,
-    Form(form): Form<BackForm>,
+    form: poem::Result<Form<BackForm>>,
 ) -> Response {
     let (page, actor) = match admin(req, &state).await {
         Ok(admin) => admin,
         Err(resp) => return resp,
+    };
+    let form = match admin_form(form) {
+        Ok(form) => form,
+        Err(e) => return failure(page.layout, &e),
     };
     match delete_user(&state, actor, UserId::new(id)).await {
         Ok(()) => redirect(&back_with(form.back.as_deref(), "deleted")),
@@ -381,11 +396,15 @@ async fn reassign_submit(
     req: &Request,
     state: Data<&AppState>,
     Path(id): Path<i64>,
-    Form(form): Form<ReassignForm>,
+    form: poem::Result<Form<ReassignForm>>,
 ) -> Response {
     let (page, actor) = match admin(req, &state).await {
         Ok(admin) => admin,
         Err(resp) => return resp,
+    };
+    let form = match admin_form(form) {
+        Ok(form) => form,
+        Err(e) => return failure(page.layout, &e),
     };
     let request = ReassignRequest {
         owner_id: None,

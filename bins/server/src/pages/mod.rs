@@ -226,6 +226,44 @@ pub fn render(template: &impl Template, status: StatusCode) -> Response {
     }
 }
 
+/// The answer to a page request whose CSRF token is missing or stale (see
+/// [`crate::security::CsrfGuard`]): a 403 page in the site's layout (with the navigation when
+/// the session is valid) saying that the form expired and how to go on. HTMX does not swap a
+/// 403, so an HTMX request also gets `HX-Refresh`: the page reloads with a fresh token.
+///
+/// The request must carry the new [`CsrfToken`], so the page's own forms work again.
+pub async fn csrf_failure(req: &Request) -> Response {
+    const TITLE: (&str, &str) = ("The form expired", "Das Formular ist abgelaufen");
+    let session = match req.data::<AppState>() {
+        Some(state) => signed_in(req, state, Nav::None, TITLE).await.ok(),
+        None => None,
+    };
+    let layout = session.map_or_else(|| visitor_layout(req, TITLE), |page| page.layout);
+    let message = pick(
+        layout.lang,
+        (
+            "This form was open too long or in another session, so it was not sent. Please go \
+             back, reload the page and try again.",
+            "Dieses Formular war zu lange offen oder gehört zu einer anderen Sitzung, daher wurde \
+             es nicht gesendet. Bitte geh zurück, lade die Seite neu und versuche es noch einmal.",
+        ),
+    )
+    .to_owned();
+    let start = ("To the start page", "Zur Startseite");
+    let mut resp = auth::MessagePage::show(
+        layout,
+        TITLE,
+        message,
+        Some(("/", start)),
+        StatusCode::FORBIDDEN,
+    );
+    if is_htmx(req) {
+        resp.headers_mut()
+            .insert("hx-refresh", poem::http::HeaderValue::from_static("true"));
+    }
+    resp
+}
+
 /// `303 See Other` to `to`.
 pub fn redirect(to: &str) -> Response {
     Response::builder()
