@@ -117,7 +117,7 @@ fn push_body(serial: &str, time: DateTime<Utc>, power: f64, channel_name: &str) 
     .to_string()
 }
 
-async fn push(srv: &TestServer, key: &str, body: String) {
+pub(crate) async fn push(srv: &TestServer, key: &str, body: String) {
     let answer = http_client()
         .post(srv.url("/api/opendtu/measurements"))
         .header("X-API-Key", key)
