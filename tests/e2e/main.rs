@@ -23,6 +23,8 @@ macro_rules! on_both_backends {
 mod account_pages;
 mod account_security;
 mod accounts;
+#[cfg(feature = "browser-tests")]
+mod browser;
 mod collector;
 mod cross_tenant;
 mod csrf_page;
