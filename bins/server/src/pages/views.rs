@@ -114,10 +114,7 @@ impl Totals {
             today: fmt.energy(view.today_wh),
             peak: fmt.power_opt(view.today_peak_w),
             lifetime: fmt.energy(view.lifetime_wh),
-            producing: match fmt.lang {
-                Lang::En => format!("{} of {count} producing", view.producing),
-                Lang::De => format!("{} von {count} produzieren", view.producing),
-            },
+            producing: producing_phrase(view.producing, count, fmt.lang),
             updated: view
                 .generated_at
                 .with_timezone(&fmt.tz)
@@ -397,9 +394,26 @@ pub fn page_error(mut layout: Layout, error: ApiError) -> Response {
     )
 }
 
+/// `3 of 4 producing` / `3 von 4 produzieren` (`1 von 4 produziert`: German verbs agree).
+fn producing_phrase(producing: u32, count: usize, lang: Lang) -> String {
+    match lang {
+        Lang::En => format!("{producing} of {count} producing"),
+        Lang::De if producing == 1 => format!("1 von {count} produziert"),
+        Lang::De => format!("{producing} von {count} produzieren"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn producing_phrase_agrees_in_german() {
+        assert_eq!(producing_phrase(1, 1, Lang::En), "1 of 1 producing");
+        assert_eq!(producing_phrase(1, 3, Lang::De), "1 von 3 produziert");
+        assert_eq!(producing_phrase(0, 3, Lang::De), "0 von 3 produzieren");
+        assert_eq!(producing_phrase(2, 3, Lang::De), "2 von 3 produzieren");
+    }
 
     #[test]
     fn period_titles_in_both_languages() {
