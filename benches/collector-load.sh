@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Collector load benchmark: builds the release collector, starts it on a free 127.0.0.1 port with
-# a temporary data directory, runs the load harness (benches/collector_load.rs) for each logger
-# count (default: 1000 and 10000), stops the collector with SIGTERM and prints the results.
+# Collector load benchmark: builds the release collector, and for each backend starts it on a
+# free 127.0.0.1 port with a temporary data directory (and, for PostgreSQL, a fresh database),
+# runs the load harness (benches/collector_load.rs) for each logger count (default: 1000 and
+# 10000), stops the collector with SIGTERM and prints the results.
 #
 # Usage: benches/collector-load.sh [N ...]
 # Environment: DURATION (s, default 60), RAMP (s, 20), DATA_INTERVAL (s, 10),
-# HEARTBEAT_INTERVAL (s, 30), REPLY_TIMEOUT (s, 5), CARGO_TARGET_DIR (default target).
+# HEARTBEAT_INTERVAL (s, 30), REPLY_TIMEOUT (s, 5), CARGO_TARGET_DIR (default target),
+# BACKENDS ("sqlite", "postgres" or both, space-separated; default sqlite), PG_URL (a server
+# where this login may create databases, default postgres://postgres@127.0.0.1:5432/postgres;
+# needs psql).
 # Exit status: 0 when every run kept all loggers and lost no frame, 1 otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +23,15 @@ data_interval="${DATA_INTERVAL:-10}"
 heartbeat_interval="${HEARTBEAT_INTERVAL:-30}"
 reply_timeout="${REPLY_TIMEOUT:-5}"
 target_dir="${CARGO_TARGET_DIR:-target}"
+backends="${BACKENDS:-sqlite}"
+pg_url="${PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+for backend in $backends; do
+  case "$backend" in
+    sqlite) ;;
+    postgres) command -v psql >/dev/null || { echo "collector-load: postgres needs psql" >&2; exit 2; } ;;
+    *) echo "collector-load: unknown backend $backend (sqlite, postgres)" >&2; exit 2 ;;
+  esac
+done
 
 # The collector and the harness each hold one descriptor per logger.
 max_n=0
@@ -37,6 +50,7 @@ collector="$target_dir/release/deyehard-collector"
 
 work="$(mktemp -d)"
 collector_pid=""
+pg_db=""
 stop_collector() {
   if [ -n "$collector_pid" ] && kill -0 "$collector_pid" 2>/dev/null; then
     kill -TERM "$collector_pid"
@@ -44,54 +58,82 @@ stop_collector() {
       echo "collector-load: collector exit status $?"
   fi
   collector_pid=""
+  if [ -n "$pg_db" ]; then
+    psql "$pg_url" -qAtc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null || true
+    pg_db=""
+  fi
 }
 trap 'stop_collector; rm -rf "$work"' EXIT
 
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
-"$collector" --data-dir "$work/data" serve --listen "127.0.0.1:$port" >"$work/collector.log" 2>&1 &
-collector_pid=$!
-echo "collector-load: collector pid $collector_pid on 127.0.0.1:$port, data in $work/data"
-
-# Wait until the port accepts connections (or the collector dies).
-for _ in $(seq 1 100); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-  if ! kill -0 "$collector_pid" 2>/dev/null; then
-    echo "collector-load: the collector exited; its log:" >&2
-    cat "$work/collector.log" >&2
-    exit 1
+# Starts the collector on a free port with a fresh data directory (and database).
+start_collector() {
+  local backend="$1" database_url=""
+  rm -rf "$work/data"
+  if [ "$backend" = postgres ]; then
+    pg_db="dh_bench_$$_$RANDOM"
+    psql "$pg_url" -qAtc "CREATE DATABASE $pg_db" >/dev/null
+    database_url="${pg_url%/*}/$pg_db"
   fi
-  sleep 0.1
-done
-(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || {
-  echo "collector-load: 127.0.0.1:$port does not accept connections after 10 s" >&2
-  exit 1
+  port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+  local env_args=(-u DATABASE_URL)
+  if [ -n "$database_url" ]; then env_args=(DATABASE_URL="$database_url"); fi
+  env "${env_args[@]}" "$collector" --data-dir "$work/data" serve --listen "127.0.0.1:$port" \
+    >"$work/collector-$backend.log" 2>&1 &
+  collector_pid=$!
+  echo "collector-load: $backend collector pid $collector_pid on 127.0.0.1:$port, data in $work/data"
+
+  # Wait until the port accepts connections (or the collector dies).
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+    if ! kill -0 "$collector_pid" 2>/dev/null; then
+      echo "collector-load: the collector exited; its log:" >&2
+      cat "$work/collector-$backend.log" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || {
+    echo "collector-load: 127.0.0.1:$port does not accept connections after 10 s" >&2
+    exit 1
+  }
 }
 
 status=0
-for n in "$@"; do
-  echo "collector-load: $n loggers"
-  cargo bench -p deyehard --bench collector_load -- \
-    --addr "127.0.0.1:$port" --pid "$collector_pid" --loggers "$n" \
-    --duration "$duration" --ramp "$ramp" --data-interval "$data_interval" \
-    --heartbeat-interval "$heartbeat_interval" --reply-timeout "$reply_timeout" \
-    | tee "$work/result-$n.txt" || status=1
+for backend in $backends; do
+  start_collector "$backend"
+  for n in "$@"; do
+    echo "collector-load: $backend, $n loggers"
+    cargo bench -p deyehard --bench collector_load -- \
+      --addr "127.0.0.1:$port" --pid "$collector_pid" --loggers "$n" \
+      --duration "$duration" --ramp "$ramp" --data-interval "$data_interval" \
+      --heartbeat-interval "$heartbeat_interval" --reply-timeout "$reply_timeout" \
+      | tee "$work/result-$backend-$n.txt" || status=1
+  done
+  stop_collector
 done
 
-stop_collector
 echo
 echo "collector-load: results"
-for n in "$@"; do
-  grep -v '^{' "$work/result-$n.txt" || true
+for backend in $backends; do
+  for n in "$@"; do
+    echo "== $backend, $n loggers"
+    grep -v '^{' "$work/result-$backend-$n.txt" || true
+  done
 done
 echo
-for n in "$@"; do
-  grep '^{' "$work/result-$n.txt" || true
+for backend in $backends; do
+  for n in "$@"; do
+    grep '^{' "$work/result-$backend-$n.txt" | sed "s/^{/{\"backend\":\"$backend\",/" || true
+  done
 done
-# Warnings and errors of the collector (its log may carry colour codes).
-sed 's/\x1b\[[0-9;]*m//g' "$work/collector.log" | grep -E ' (WARN|ERROR) |panicked' >"$work/problems.log" || true
-if [ -s "$work/problems.log" ]; then
-  echo
-  echo "collector-load: $(wc -l <"$work/problems.log") warning/error lines in the collector log, the first 10:"
-  head -n 10 "$work/problems.log"
-fi
+# Warnings and errors of the collectors (their logs may carry colour codes).
+for backend in $backends; do
+  sed 's/\x1b\[[0-9;]*m//g' "$work/collector-$backend.log" | grep -E ' (WARN|ERROR) |panicked' \
+    >"$work/problems-$backend.log" || true
+  if [ -s "$work/problems-$backend.log" ]; then
+    echo
+    echo "collector-load: $(wc -l <"$work/problems-$backend.log") warning/error lines in the $backend collector log, the first 10:"
+    head -n 10 "$work/problems-$backend.log"
+  fi
+done
 exit "$status"

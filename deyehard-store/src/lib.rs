@@ -3,8 +3,8 @@
 //! Multi-tenant storage for deyehard: users, API keys, inverters, readings (AC and DC), daily
 //! energy, downsampled chart series, raw Solarman frames and unclaimed loggers — behind
 //! capability traits ([`UserStore`], [`ApiKeyStore`], [`InverterStore`], [`ReadingWriter`],
-//! [`ReadingReader`], [`RawFrameStore`], [`UnclaimedLoggerStore`], [`AdminStore`], [`AdminFleet`],
-//! [`Maintenance`]) with two backends selected by features:
+//! [`ReadingReader`], [`RawFrameStore`], [`UnclaimedLoggerStore`], [`LoggerFrameWriter`],
+//! [`AdminStore`], [`AdminFleet`], [`Maintenance`]) with two backends selected by features:
 //!
 //! - `sqlite` (default): `SqliteStore`, one embedded file for self-hosters;
 //! - `postgres`: `PgStore`, PostgreSQL with Row-Level Security (and TimescaleDB hypertables
@@ -20,7 +20,8 @@
 //! (enabled and forced on every tenant-owned table) shows it that tenant's rows only. The
 //! methods that work across tenants are named for it: the `…_unscoped` credential resolutions,
 //! the admin methods (which re-check `is_superuser` in the same transaction), retention, and the
-//! device-level writes for unclaimed loggers. SQLite has no RLS; there, the `WHERE user_id = …`
+//! device-level writes for loggers (the collector's batches switch to each tenant's scope for
+//! that tenant's part). SQLite has no RLS; there, the `WHERE user_id = …`
 //! that every statement carries is the isolation.
 //!
 //! ## Energy
@@ -57,9 +58,10 @@ pub use error::{BoxError, StoreError, constraint};
 pub use model::{
     AdminActor, AdminCounts, AdminInverter, AdminUnknownSerial, ApiKey, BackendInfo, BackendKind,
     DEFAULT_LOCALE, DEFAULT_RETENTION_DAYS, DEFAULT_TIME_ZONE, DailyEnergy, DcSeries, EnergyBucket,
-    EnergySummary, Inverter, InverterFields, LatestReading, LoggerClaim, NewUser, PowerSeries,
-    ProfileUpdate, RawFrame, RawFrameInput, RetentionReport, SeriesPoint, StoreOptions,
-    UnclaimedLogger, UnknownSerial, User, UserFlags, UserOverview, WriteOutcome,
+    EnergySummary, Inverter, InverterFields, LatestReading, LoggerClaim, LoggerFrame,
+    LoggerFrameKind, LoggerFrameOutcome, NewUser, PowerSeries, ProfileUpdate, RawFrame,
+    RawFrameInput, RetentionReport, SeriesPoint, StoreOptions, UnclaimedLogger, UnknownSerial,
+    User, UserFlags, UserOverview, WriteOutcome,
 };
 pub use model::{ConflictClaim, ConflictSerial, SerialConflict};
 #[cfg(feature = "postgres")]
@@ -69,6 +71,7 @@ pub use sqlite::SqliteStore;
 pub use store::{PoolStats, Store};
 pub use traits::DashboardReader;
 pub use traits::{
-    AdminFleet, AdminStore, ApiKeyStore, ExportReader, InverterStore, Maintenance, RawFrameStore,
-    ReadingReader, ReadingWriter, StoreResult, UnclaimedLoggerStore, UserStore,
+    AdminFleet, AdminStore, ApiKeyStore, ExportReader, InverterStore, LoggerFrameWriter,
+    Maintenance, RawFrameStore, ReadingReader, ReadingWriter, StoreResult, UnclaimedLoggerStore,
+    UserStore,
 };

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deyehard_core::{
-    ApiKeyId, DeviceSerial, InverterId, InverterKind, LoggerSerial, TenantScope, UserId,
+    ApiKeyId, DeviceInfo, DeviceSerial, InverterId, InverterKind, LoggerSerial, Reading,
+    TenantScope, UserId,
 };
 
 /// The time zone of users created without one.
@@ -322,6 +323,50 @@ impl fmt::Debug for RawFrameInput<'_> {
             .field("len", &self.bytes.len())
             .finish()
     }
+}
+
+/// What a frame of a Solarman logger holds, as the collector decoded it (see
+/// [`crate::LoggerFrameWriter`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LoggerFrameKind<'a> {
+    /// A decoded reading with a device time.
+    Reading {
+        /// The reading.
+        reading: &'a Reading,
+        /// What the device says about itself, when the caller wants it written (`None`: the
+        /// caller knows it unchanged).
+        device_info: Option<&'a DeviceInfo>,
+    },
+    /// A handshake or a heartbeat: the logger is alive.
+    Seen,
+    /// Anything else (info and report frames, data without a device time or of an unknown
+    /// layout, unknown codes): kept raw for a later decoder.
+    Raw,
+}
+
+/// One frame of a Solarman logger, for [`crate::LoggerFrameWriter::write_logger_frames`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggerFrame<'a> {
+    /// The frame as received; its serial names the logger.
+    pub frame: RawFrameInput<'a>,
+    /// What it holds.
+    pub kind: LoggerFrameKind<'a>,
+}
+
+/// What became of one frame of [`crate::LoggerFrameWriter::write_logger_frames`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoggerFrameOutcome {
+    /// The logger is claimed by `inverter`; the frame was written for it.
+    Claimed {
+        /// The claiming inverter.
+        inverter: InverterId,
+        /// For a reading: stored, or a duplicate (or `NotFound` when the inverter went away
+        /// during the write); `None` for the other kinds.
+        reading: Option<WriteOutcome>,
+    },
+    /// Nobody claims the logger: it is recorded among the unclaimed loggers, with the frame
+    /// kept raw for the backfill after a claim.
+    Unclaimed,
 }
 
 /// A stored raw frame.

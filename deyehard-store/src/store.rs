@@ -15,14 +15,16 @@ use crate::dashboard::{
 };
 use crate::model::SerialConflict;
 use crate::model::{
-    AdminActor, AdminCounts, AdminInverter, AdminUnknownSerial, ApiKey, BackendInfo, DailyEnergy,
-    DcSeries, EnergyBucket, EnergySummary, Inverter, InverterFields, LatestReading, LoggerClaim,
-    NewUser, PowerSeries, ProfileUpdate, RawFrame, RawFrameInput, RetentionReport, StoreOptions,
-    UnclaimedLogger, UnknownSerial, User, UserFlags, UserOverview, WriteOutcome,
+    AdminActor, AdminCounts, AdminInverter, AdminUnknownSerial, ApiKey, BackendInfo, BackendKind,
+    DailyEnergy, DcSeries, EnergyBucket, EnergySummary, Inverter, InverterFields, LatestReading,
+    LoggerClaim, LoggerFrame, LoggerFrameOutcome, NewUser, PowerSeries, ProfileUpdate, RawFrame,
+    RawFrameInput, RetentionReport, StoreOptions, UnclaimedLogger, UnknownSerial, User, UserFlags,
+    UserOverview, WriteOutcome,
 };
 use crate::traits::{
-    AdminFleet, AdminStore, ApiKeyStore, DashboardReader, ExportReader, InverterStore, Maintenance,
-    RawFrameStore, ReadingReader, ReadingWriter, StoreResult, UnclaimedLoggerStore, UserStore,
+    AdminFleet, AdminStore, ApiKeyStore, DashboardReader, ExportReader, InverterStore,
+    LoggerFrameWriter, Maintenance, RawFrameStore, ReadingReader, ReadingWriter, StoreResult,
+    UnclaimedLoggerStore, UserStore,
 };
 
 /// One connection pool of a store, at one instant.
@@ -103,6 +105,16 @@ impl Store {
             Self::Sqlite(store) => store.pool_stats(),
             #[cfg(feature = "postgres")]
             Self::Postgres(store) => store.pool_stats(),
+        }
+    }
+
+    /// Which backend this store runs on.
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(_) => BackendKind::Sqlite,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => BackendKind::Postgres,
         }
     }
 
@@ -414,6 +426,15 @@ impl UnclaimedLoggerStore for Store {
         serial: LoggerSerial,
     ) -> StoreResult<Vec<RawFrame>> {
         dispatch!(self.take_unclaimed_frames(scope, serial))
+    }
+}
+
+impl LoggerFrameWriter for Store {
+    async fn write_logger_frames(
+        &self,
+        frames: &[LoggerFrame<'_>],
+    ) -> StoreResult<Vec<LoggerFrameOutcome>> {
+        dispatch!(self.write_logger_frames(frames))
     }
 }
 

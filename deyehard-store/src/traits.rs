@@ -16,9 +16,9 @@ use crate::dashboard::{
 };
 use crate::model::{
     AdminActor, ApiKey, BackendInfo, DailyEnergy, DcSeries, EnergyBucket, EnergySummary, Inverter,
-    InverterFields, LatestReading, LoggerClaim, NewUser, PowerSeries, ProfileUpdate, RawFrame,
-    RawFrameInput, RetentionReport, UnclaimedLogger, UnknownSerial, User, UserFlags, UserOverview,
-    WriteOutcome,
+    InverterFields, LatestReading, LoggerClaim, LoggerFrame, LoggerFrameOutcome, NewUser,
+    PowerSeries, ProfileUpdate, RawFrame, RawFrameInput, RetentionReport, UnclaimedLogger,
+    UnknownSerial, User, UserFlags, UserOverview, WriteOutcome,
 };
 
 /// Shorthand for the result of every store call.
@@ -330,6 +330,29 @@ pub trait UnclaimedLoggerStore {
         scope: &TenantScope,
         serial: LoggerSerial,
     ) -> impl Future<Output = StoreResult<Vec<RawFrame>>> + Send;
+}
+
+/// The collector's group commit: frames of many Solarman loggers, of any tenants, in one
+/// transaction.
+pub trait LoggerFrameWriter {
+    /// Stores `frames` in one transaction and returns one outcome per frame, in order.
+    ///
+    /// Device-level and cross-tenant by nature, like [`UnclaimedLoggerStore`]: each frame's
+    /// serial is resolved in the transaction, as [`UnclaimedLoggerStore::resolve_logger_unscoped`]
+    /// does, and each tenant's part is written with that tenant's scope.
+    ///
+    /// - Claimed logger: a reading is written as by [`ReadingWriter::write_readings`]
+    ///   (received at the frame's `received_at`), then its device info as by
+    ///   [`InverterStore::update_device_info`]; `Seen` moves the inverter's `last_seen_at`
+    ///   forward; `Raw` keeps the frame for the inverter as [`RawFrameStore::store_raw_frame`].
+    /// - Unclaimed logger: whatever the kind, as [`UnclaimedLoggerStore::record_unclaimed_frame`].
+    ///
+    /// Any error fails the whole batch and stores nothing: the caller may retry the frames one
+    /// by one to find the bad one.
+    fn write_logger_frames(
+        &self,
+        frames: &[LoggerFrame<'_>],
+    ) -> impl Future<Output = StoreResult<Vec<LoggerFrameOutcome>>> + Send;
 }
 
 /// Admin views across tenants. Every method re-checks in the database, in the same transaction,

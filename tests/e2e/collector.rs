@@ -2,10 +2,14 @@
 //! data, stream framing, session replacement, unclaimed loggers and backfill, and no loss while
 //! the database is unreachable.
 
-use chrono::{Duration, TimeZone, Utc};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use deyehard::solarman::ControlCode;
 use deyehard_core::{LoggerSerial, Source};
-use deyehard_store::{InverterStore, ReadingReader};
+use deyehard_store::{InverterStore, RawFrameInput, ReadingReader, UnclaimedLoggerStore};
+use tokio::sync::Barrier;
+use tokio::task::JoinSet;
 
 use crate::support::{
     Backend, FakeLogger, TestCollector, TestStore, handshake, heartbeat, live_data,
@@ -26,6 +30,8 @@ on_both_backends!(
     frames_split_glued_and_between_garbage_all_get_replies,
     a_second_connection_for_the_same_serial_replaces_the_first,
     unclaimed_logger_is_recorded_and_backfilled_after_a_claim,
+    fifty_loggers_at_once_are_all_stored_and_answered,
+    a_frame_the_database_refuses_costs_no_other_frame_its_place,
 );
 
 async fn claimed_logger_gets_replies_and_its_data_is_stored(backend: Backend) {
@@ -207,6 +213,153 @@ async fn unclaimed_logger_is_recorded_and_backfilled_after_a_claim(backend: Back
         .unwrap();
     assert_eq!(again.readings, 0);
     assert_eq!(db.store.inverters(&scope).await.unwrap().len(), 1);
+}
+
+/// Connects one fake logger per serial, lets them all send at once (a handshake, then
+/// `data_frames` data frames five minutes apart from `t0`) and checks every reply.
+async fn loggers_at_once(
+    collector: &TestCollector,
+    serials: &[u32],
+    data_frames: u8,
+    t0: DateTime<Utc>,
+) {
+    let start = Arc::new(Barrier::new(serials.len()));
+    let mut loggers = JoinSet::new();
+    for &serial in serials {
+        let (addr, start) = (collector.addr, start.clone());
+        loggers.spawn(async move {
+            let mut logger = FakeLogger::connect(addr).await;
+            start.wait().await;
+            logger.send(&handshake(serial, 1)).await;
+            let reply = logger.reply().await;
+            assert_eq!((reply.serial, reply.seq_b), (serial, 1));
+            for i in 0..data_frames {
+                let time = t0 + Duration::minutes(5 * i64::from(i));
+                logger.send(&live_data(serial, 2 + i, time)).await;
+                let reply = logger.reply().await;
+                assert_eq!(reply.control, ControlCode::DataReply);
+                assert_eq!((reply.serial, reply.seq_b), (serial, 2 + i));
+            }
+        });
+    }
+    while let Some(done) = loggers.join_next().await {
+        done.expect("every logger got all its replies");
+    }
+}
+
+/// Many loggers sending at the same moment share commits (group commit): every frame is
+/// answered, and every answered frame is stored, for claimed and unclaimed loggers alike.
+async fn fifty_loggers_at_once_are_all_stored_and_answered(backend: Backend) {
+    const FIRST: u32 = 3_000_000_000;
+    let db = TestStore::new(backend).await;
+    let mut owners = Vec::new();
+    for n in 0..5 {
+        owners.push(db.user(&format!("owner{n}@example.com")).await);
+    }
+    let mut claimed = Vec::new();
+    for (n, serial) in (FIRST..FIRST + 25).enumerate() {
+        let scope = owners[n % owners.len()];
+        let inverter = db.claim(&scope, serial).await;
+        claimed.push((scope, inverter));
+    }
+    let serials: Vec<u32> = (FIRST..FIRST + 50).collect();
+    let collector = TestCollector::start(&db).await;
+    let t0 = Utc.with_ymd_and_hms(2024, 6, 1, 9, 0, 0).unwrap();
+    loggers_at_once(&collector, &serials, 3, t0).await;
+    collector.stop().await;
+
+    for (scope, inverter) in &claimed {
+        let stored = db
+            .store
+            .readings(scope, *inverter, t0, t0 + Duration::hours(1), 100)
+            .await
+            .unwrap();
+        let times: Vec<_> = stored.iter().map(|r| r.time).collect();
+        let expected: Vec<_> = (0..3).map(|i| t0 + Duration::minutes(5 * i)).collect();
+        assert_eq!(times, expected, "inverter {inverter:?}");
+        let inverter = db.store.inverter(scope, *inverter).await.unwrap();
+        assert!(inverter.firmware_version.is_some(), "device info written");
+    }
+    assert_eq!(
+        db.raw_count("SELECT count(*) FROM unclaimed_loggers").await,
+        25
+    );
+    assert_eq!(
+        db.raw_count("SELECT count(*) FROM raw_frames WHERE user_id IS NULL")
+            .await,
+        25 * 4,
+        "each unclaimed logger's handshake and data frames"
+    );
+    assert_eq!(
+        db.raw_count(
+            "SELECT count(*) FROM unclaimed_loggers WHERE frames_seen = 4 AND remote_addr LIKE '127.0.0.1:%'"
+        )
+        .await,
+        25
+    );
+    // What an unclaimed logger sent becomes its readings once claimed.
+    let late = db.user("late@example.com").await;
+    let inverter = db.claim(&late, FIRST + 49).await;
+    let report =
+        deyehard_collector::backfill_logger(&db.store, &late, LoggerSerial::new(FIRST + 49))
+            .await
+            .unwrap();
+    assert_eq!((report.frames, report.readings), (4, 3));
+    let stored = db
+        .store
+        .readings(&late, inverter, t0, t0 + Duration::hours(1), 100)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 3);
+}
+
+/// A frame the database refuses fails its batch; the batch is written again frame by frame,
+/// so the other loggers' frames are stored all the same and the refused one is answered (it
+/// can never be stored) and dropped.
+async fn a_frame_the_database_refuses_costs_no_other_frame_its_place(backend: Backend) {
+    const FIRST: u32 = 3_100_000_000;
+    const POISON: u32 = FIRST + 7;
+    let db = TestStore::new(backend).await;
+    // A second raw frame of the poison logger breaks a unique index.
+    db.store
+        .record_unclaimed_frame(&RawFrameInput {
+            logger_serial: LoggerSerial::new(POISON),
+            received_at: Utc::now(),
+            control: 0x4210,
+            remote_addr: None,
+            bytes: b"\xa5earlier",
+        })
+        .await
+        .unwrap();
+    db.raw_execute(&format!(
+        "CREATE UNIQUE INDEX poison_frames ON raw_frames (logger_serial) \
+         WHERE logger_serial = {POISON}"
+    ))
+    .await;
+    let serials: Vec<u32> = (FIRST..FIRST + 20).collect();
+    let collector = TestCollector::start(&db).await;
+    let t0 = Utc.with_ymd_and_hms(2024, 6, 2, 9, 0, 0).unwrap();
+    loggers_at_once(&collector, &serials, 2, t0).await;
+    collector.stop().await;
+
+    let per_logger =
+        |serial: u32| format!("SELECT count(*) FROM raw_frames WHERE logger_serial = {serial}");
+    assert_eq!(
+        db.raw_count(&per_logger(POISON)).await,
+        1,
+        "only the earlier frame"
+    );
+    for serial in serials.iter().filter(|&&s| s != POISON) {
+        assert_eq!(
+            db.raw_count(&per_logger(*serial)).await,
+            3,
+            "logger {serial}"
+        );
+    }
+    assert_eq!(
+        db.raw_count("SELECT count(*) FROM unclaimed_loggers").await,
+        20
+    );
 }
 
 /// The database goes away mid-stream: frames are spooled and still acknowledged, the collector

@@ -71,9 +71,11 @@ async fn metrics_move_after_a_push_and_a_collector_frame(backend: Backend) {
         .await;
     db.claim(&scope, LOGGER).await;
     let server = TestServer::start(&db).await;
-    let collector = TestCollector::start(&db).await;
+    // The first scrape installs the process's metrics recorder: the collector starts after it,
+    // or what it records while starting (the spool depth gauge) would go nowhere.
     let (status, before) = get_text(&server, "/metrics").await;
     assert_eq!(status, StatusCode::OK);
+    let collector = TestCollector::start(&db).await;
 
     let response = http_client()
         .post(server.url(PUSH_ROUTE))

@@ -90,6 +90,59 @@ impl TestStore {
         self.pg.as_ref().map(|(a, n)| (a.as_str(), n.as_str()))
     }
 
+    /// Runs `sql` on this test's database outside the store (as the login role).
+    pub async fn raw_execute(&self, sql: &str) {
+        match self.pg_database() {
+            None => {
+                let path = self.dir.path().join("deyehard.db");
+                let mut conn =
+                    sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+                        .await
+                        .expect("raw SQLite connection");
+                sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(&mut conn)
+                    .await
+                    .expect("raw statement");
+            }
+            Some((admin, name)) => {
+                let mut conn = sqlx::PgConnection::connect(&with_database(admin, name))
+                    .await
+                    .expect("raw PostgreSQL connection");
+                sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(&mut conn)
+                    .await
+                    .expect("raw statement");
+            }
+        }
+    }
+
+    /// The number `sql` (a `SELECT count(*) …`) returns, read outside the store across
+    /// tenants.
+    pub async fn raw_count(&self, sql: &str) -> i64 {
+        match self.pg_database() {
+            None => {
+                let path = self.dir.path().join("deyehard.db");
+                let mut conn =
+                    sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+                        .await
+                        .expect("raw SQLite connection");
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("raw count")
+            }
+            Some((admin, name)) => {
+                let mut conn = sqlx::PgConnection::connect(&with_database(admin, name))
+                    .await
+                    .expect("raw PostgreSQL connection");
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("raw count")
+            }
+        }
+    }
+
     /// A verified user and a scope for them.
     pub async fn user(&self, email: &str) -> TenantScope {
         let user = self

@@ -13,6 +13,7 @@
 //! signal ([`shutdown_signal`]).
 
 pub mod cli;
+mod commit;
 pub mod config;
 pub mod decode;
 pub mod ops;

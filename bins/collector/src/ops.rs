@@ -29,6 +29,13 @@ const LATENCY_BUCKETS: &[f64] = &[
 /// Name of the request duration histogram (the server's middleware records it).
 pub const HTTP_DURATION: &str = "deyehard_http_request_duration_seconds";
 
+/// Name of the histogram of frames written per collector commit (the group commit batches
+/// frames that arrive together; see `StoreSink`).
+pub const COMMIT_BATCH_FRAMES: &str = "solarman_commit_batch_frames";
+
+/// Histogram buckets of [`COMMIT_BATCH_FRAMES`], up to the largest batch.
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
 /// Name of the counter of stored readings, labelled by `source` (`opendtu`, `victron`,
 /// `solarman`, `solarman_buffered`).
 pub const READINGS_INGESTED: &str = "deyehard_readings_ingested_total";
@@ -39,9 +46,14 @@ pub const READINGS_INGESTED: &str = "deyehard_readings_ingested_total";
 pub fn metrics_handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        let builder = PrometheusBuilder::new();
-        let builder = builder
+        let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.to_owned()), LATENCY_BUCKETS)
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(
+                    Matcher::Full(COMMIT_BATCH_FRAMES.to_owned()),
+                    BATCH_BUCKETS,
+                )
+            })
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();

@@ -8,9 +8,14 @@
 //! - A logger nobody claimed: recorded in `unclaimed_loggers` with its frames in `raw_frames`,
 //!   so that [`backfill_logger`] turns them into readings once someone claims it.
 //!
+//! Frames are written by group commit (see [`crate::commit`]): many loggers' frames in one
+//! transaction, each frame answered once its transaction committed. Claims are resolved in
+//! that transaction, so a new claim applies to the next frame and a deleted inverter receives
+//! nothing more.
+//!
 //! Heartbeats arrive every two minutes from every logger: they cost no database write unless
-//! the logger was last marked seen more than [`SEEN_INTERVAL`] ago, and claims are cached for
-//! [`CLAIM_TTL`] (only positive ones, so a new claim takes effect at once).
+//! the logger was last written more than [`SEEN_INTERVAL`] ago. Device info is written when it
+//! differs from what this sink last wrote for the logger.
 //!
 //! A database that cannot be reached is [`SinkError::Unavailable`]: the spool in front of this
 //! sink keeps the frame on disk and the logger still gets its reply.
@@ -19,215 +24,128 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use deyehard_core::{DeviceInfo, LoggerSerial, Reading, TenantScope};
+use deyehard_core::{DeviceInfo, InverterId, LoggerSerial, Reading, TenantScope};
 use deyehard_solarman::listener::{FrameSink, SinkError};
 use deyehard_solarman::{FrameContent, FrameEvent, parse_lenient};
 use deyehard_store::{
-    InverterStore, LoggerClaim, RawFrameInput, RawFrameStore, ReadingWriter, Store, StoreError,
-    UnclaimedLoggerStore,
+    BackendKind, InverterStore, LoggerFrameOutcome, ReadingWriter, Store, StoreError,
+    UnclaimedLoggerStore, WriteOutcome,
 };
 
-/// How long a resolved claim is reused before it is looked up again.
-pub const CLAIM_TTL: Duration = Duration::from_secs(60);
+use crate::commit::{GroupCommit, PendingFrame};
+
 /// How often a heartbeat may mark a logger as seen in the database.
 pub const SEEN_INTERVAL: Duration = Duration::from_secs(60);
+/// Writer tasks on PostgreSQL (each commits its own batches on a pooled connection), at most
+/// half the pool. SQLite has one writer connection, hence one writer.
+const PG_WRITERS: u32 = 4;
 
 /// Stores logger frames in a [`Store`].
 pub struct StoreSink {
-    store: Arc<Store>,
-    claims: Mutex<HashMap<LoggerSerial, (LoggerClaim, Instant)>>,
+    commit: GroupCommit,
     last_seen: Mutex<HashMap<LoggerSerial, Instant>>,
-    device_info: Mutex<HashMap<LoggerSerial, DeviceInfo>>,
+    device_info: Mutex<HashMap<LoggerSerial, (InverterId, DeviceInfo)>>,
 }
 
 impl StoreSink {
-    /// A sink writing to `store`.
+    /// A sink writing to `store`. Spawns its writer tasks on the current Tokio runtime (so it
+    /// must be called within one); they end when the sink is dropped.
     pub fn new(store: Arc<Store>) -> Self {
+        let writers = match store.kind() {
+            BackendKind::Sqlite => 1,
+            BackendKind::Postgres => {
+                let pool = store.pool_stats().iter().map(|p| p.max).max().unwrap_or(1);
+                (pool / 2).clamp(1, PG_WRITERS)
+            }
+        };
         Self {
-            store,
-            claims: Mutex::new(HashMap::new()),
+            commit: GroupCommit::start(store, usize::try_from(writers).unwrap_or(1)),
             last_seen: Mutex::new(HashMap::new()),
             device_info: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The logger's claim, from the cache or the database.
-    async fn claim(&self, logger: LoggerSerial) -> Result<Option<LoggerClaim>, StoreError> {
-        let now = Instant::now();
-        {
-            let cache = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some((claim, at)) = cache.get(&logger)
-                && now.duration_since(*at) < CLAIM_TTL
-            {
-                return Ok(Some(claim.clone()));
-            }
-        }
-        let claim = self.store.resolve_logger_unscoped(logger).await?;
-        let mut cache = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
-        match &claim {
-            Some(claim) => {
-                cache.insert(logger, (claim.clone(), now));
-            }
-            None => {
-                cache.remove(&logger);
-            }
-        }
-        Ok(claim)
-    }
-
-    fn forget_claim(&self, logger: LoggerSerial) {
-        self.claims
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&logger);
-    }
-
-    /// Whether `info` differs from what this sink last wrote for the logger.
-    fn device_info_changed(&self, logger: LoggerSerial, info: &DeviceInfo) -> bool {
+    /// The device info of a decoded data frame, when it differs from what this sink last
+    /// wrote for the logger.
+    fn new_device_info(&self, event: &FrameEvent) -> Option<DeviceInfo> {
+        let FrameContent::Data {
+            timestamp: Some(_),
+            decoded: Some(data),
+            ..
+        } = &event.content
+        else {
+            return None;
+        };
         let known = self
             .device_info
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        known.get(&logger) != Some(info)
+        match known.get(&event.logger) {
+            Some((_, info)) if *info == data.device_info => None,
+            _ => Some(data.device_info.clone()),
+        }
     }
 
-    /// Remembers `info` as written for the logger.
-    fn device_info_written(&self, logger: LoggerSerial, info: &DeviceInfo) {
-        self.device_info
+    /// Notes what a written reading did to the device info of the logger's inverter.
+    fn device_info_written(
+        &self,
+        logger: LoggerSerial,
+        written: Option<DeviceInfo>,
+        outcome: LoggerFrameOutcome,
+    ) {
+        let LoggerFrameOutcome::Claimed {
+            inverter,
+            reading: Some(reading),
+        } = outcome
+        else {
+            return;
+        };
+        let mut known = self
+            .device_info
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(logger, info.clone());
+            .unwrap_or_else(PoisonError::into_inner);
+        match written {
+            Some(info) if reading != WriteOutcome::NotFound => {
+                known.insert(logger, (inverter, info));
+            }
+            // Another inverter claims the logger now: give it the device info next time.
+            None if known.get(&logger).is_some_and(|(was, _)| *was != inverter) => {
+                known.remove(&logger);
+            }
+            _ => {}
+        }
     }
 
-    /// Whether a heartbeat should be written: true at most once per [`SEEN_INTERVAL`].
-    fn due_for_seen(&self, logger: LoggerSerial) -> bool {
+    /// Whether a heartbeat should be written: true at most once per [`SEEN_INTERVAL`]. Every
+    /// frame written counts as a sighting.
+    fn due_for_seen(&self, logger: LoggerSerial, heartbeat: bool) -> bool {
         let now = Instant::now();
         let mut seen = self
             .last_seen
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         match seen.get(&logger) {
-            Some(at) if now.duration_since(*at) < SEEN_INTERVAL => false,
+            Some(at) if heartbeat && now.duration_since(*at) < SEEN_INTERVAL => false,
             _ => {
                 seen.insert(logger, now);
                 true
             }
         }
     }
-
-    async fn record_claimed(
-        &self,
-        claim: &LoggerClaim,
-        event: &FrameEvent,
-    ) -> Result<(), StoreError> {
-        let scope = &claim.scope;
-        let inverter = claim.inverter_id;
-        match &event.content {
-            FrameContent::Data {
-                timestamp: Some(_),
-                decoded: Some(data),
-                ..
-            } => {
-                self.store
-                    .write_readings(
-                        scope,
-                        &[(inverter, data.reading.clone())],
-                        event.received_at,
-                    )
-                    .await?;
-                if self.device_info_changed(event.logger, &data.device_info) {
-                    self.store
-                        .update_device_info(scope, inverter, &data.device_info)
-                        .await?;
-                    self.device_info_written(event.logger, &data.device_info);
-                }
-                Ok(())
-            }
-            // The handshake carries the logger's firmware, not the inverter's: only mark the
-            // inverter seen (writing readings does that too), at most once a minute.
-            FrameContent::Handshake(_) | FrameContent::Heartbeat => {
-                if self.due_for_seen(event.logger) {
-                    self.store
-                        .touch_inverter(scope, inverter, event.received_at)
-                        .await?;
-                }
-                Ok(())
-            }
-            // Data without a device time or of an unknown layout, info, report, command
-            // replies, unknown codes, undecodable payloads: kept raw.
-            _ => {
-                let input = raw_input(event);
-                let remote = event.remote.to_string();
-                self.store
-                    .store_raw_frame(
-                        scope,
-                        inverter,
-                        &RawFrameInput {
-                            remote_addr: Some(&remote),
-                            ..input
-                        },
-                    )
-                    .await
-            }
-        }
-    }
-}
-
-fn raw_input(event: &FrameEvent) -> RawFrameInput<'_> {
-    RawFrameInput {
-        logger_serial: event.logger,
-        received_at: event.received_at,
-        control: event.control,
-        remote_addr: None,
-        bytes: &event.raw,
-    }
-}
-
-fn sink_error(err: StoreError) -> SinkError {
-    match err {
-        // Worth retrying: keep the frame in the spool.
-        StoreError::Unavailable(_) | StoreError::Backend(_) => {
-            SinkError::Unavailable(err.to_string())
-        }
-        // Will never succeed (e.g. the inverter was deleted meanwhile): log and acknowledge.
-        StoreError::NotFound
-        | StoreError::Conflict(_)
-        | StoreError::Forbidden
-        | StoreError::Invalid(_) => SinkError::Rejected(err.to_string()),
-    }
 }
 
 impl FrameSink for StoreSink {
     async fn record(&self, event: FrameEvent) -> Result<(), SinkError> {
-        match self.claim(event.logger).await.map_err(sink_error)? {
-            Some(claim) => match self.record_claimed(&claim, &event).await {
-                Ok(()) => Ok(()),
-                Err(StoreError::NotFound) => {
-                    // The inverter was deleted since the claim was cached: look again next time.
-                    self.forget_claim(event.logger);
-                    Err(sink_error(StoreError::NotFound))
-                }
-                Err(e) => Err(sink_error(e)),
-            },
-            // An unclaimed logger's heartbeats hold nothing to keep: note the logger now and
-            // then; every other frame is kept for the backfill after a claim.
-            None if matches!(event.content, FrameContent::Heartbeat)
-                && !self.due_for_seen(event.logger) =>
-            {
-                Ok(())
-            }
-            None => {
-                let remote = event.remote.to_string();
-                let input = RawFrameInput {
-                    remote_addr: Some(&remote),
-                    ..raw_input(&event)
-                };
-                self.store
-                    .record_unclaimed_frame(&input)
-                    .await
-                    .map_err(sink_error)
-            }
+        let heartbeat = matches!(event.content, FrameContent::Heartbeat);
+        if !self.due_for_seen(event.logger, heartbeat) {
+            return Ok(());
         }
+        let logger = event.logger;
+        let device_info = self.new_device_info(&event);
+        let frame = PendingFrame::new(event, device_info.is_some());
+        let outcome = self.commit.write(frame).await?;
+        self.device_info_written(logger, device_info, outcome);
+        Ok(())
     }
 }
 

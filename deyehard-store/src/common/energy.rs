@@ -337,6 +337,7 @@ mod tests {
                     inverter: 1,
                     time: Ts::new(r.time),
                     reading: r,
+                    received_at: Ts::new(r.time),
                 })
             })
             .collect()

@@ -26,6 +26,7 @@ pub(crate) mod dashboard_sql;
 pub(crate) mod devices;
 pub(crate) mod energy;
 pub(crate) mod export;
+pub(crate) mod frames;
 pub(crate) mod maintenance;
 pub(crate) mod reads;
 pub(crate) mod upkeep;

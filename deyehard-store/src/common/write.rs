@@ -1,5 +1,9 @@
 //! The backend-independent half of `write_readings`: sorting a batch into items to insert,
 //! outcomes, and the rollup deltas of the rows actually inserted.
+//!
+//! Each backend writes a batch of [`WriteInput`]s inside a transaction it is given
+//! (`write_readings_in`), so `write_readings` (one tenant, one receive time) and the collector's
+//! batches (many frames, each with its own receive time) share one code path.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -8,6 +12,29 @@ use deyehard_core::{InverterId, Reading};
 use crate::model::WriteOutcome;
 use crate::series::{STEP_1H_MS, STEP_5M_MS};
 use crate::ts::Ts;
+
+/// One reading to write: the inverter, the reading and when the server received it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriteInput<'a> {
+    /// The inverter.
+    pub(crate) inverter: i64,
+    /// The reading.
+    pub(crate) reading: &'a Reading,
+    /// When the server received it.
+    pub(crate) received_at: Ts,
+}
+
+/// The inputs of a `write_readings` batch: all received at `received_at`.
+pub(crate) fn inputs(batch: &[(InverterId, Reading)], received_at: Ts) -> Vec<WriteInput<'_>> {
+    batch
+        .iter()
+        .map(|(inverter, reading)| WriteInput {
+            inverter: inverter.get(),
+            reading,
+            received_at,
+        })
+        .collect()
+}
 
 /// A reading of the batch that belongs to the scope and is not repeated within the batch.
 #[derive(Debug, Clone, Copy)]
@@ -20,20 +47,22 @@ pub(crate) struct Item<'a> {
     pub(crate) time: Ts,
     /// The reading.
     pub(crate) reading: &'a Reading,
+    /// When the server received it.
+    pub(crate) received_at: Ts,
 }
 
 /// Sorts a batch: items of inverters outside `owned` are `NotFound`, repeats of an
 /// (inverter, time) within the batch are `Duplicate`, everything else becomes an [`Item`] whose
 /// outcome is `Duplicate` until the insert reports it stored (see [`mark_stored`]).
 pub(crate) fn prepare<'a>(
-    batch: &'a [(InverterId, Reading)],
+    batch: &[WriteInput<'a>],
     owned: &HashSet<i64>,
 ) -> (Vec<WriteOutcome>, Vec<Item<'a>>) {
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut items = Vec::with_capacity(batch.len());
     let mut seen = HashSet::with_capacity(batch.len());
-    for (index, (inverter, reading)) in batch.iter().enumerate() {
-        let inverter = inverter.get();
+    for (index, input) in batch.iter().enumerate() {
+        let (inverter, reading) = (input.inverter, input.reading);
         let time = Ts::new(reading.time);
         if !owned.contains(&inverter) {
             outcomes.push(WriteOutcome::NotFound);
@@ -45,6 +74,7 @@ pub(crate) fn prepare<'a>(
                     inverter,
                     time,
                     reading,
+                    received_at: input.received_at,
                 });
             }
         }
@@ -71,11 +101,22 @@ pub(crate) fn mark_stored<'a>(
 }
 
 /// Distinct inverter ids of the batch, ascending (lock order).
-pub(crate) fn inverter_ids(batch: &[(InverterId, Reading)]) -> Vec<i64> {
-    let mut ids: Vec<i64> = batch.iter().map(|(id, _)| id.get()).collect();
+pub(crate) fn inverter_ids(batch: &[WriteInput<'_>]) -> Vec<i64> {
+    let mut ids: Vec<i64> = batch.iter().map(|input| input.inverter).collect();
     ids.sort_unstable();
     ids.dedup();
     ids
+}
+
+/// The latest receive time of each of the `owned` inverters in the batch (its new
+/// `last_seen_at`), by inverter id.
+pub(crate) fn seen_times(batch: &[WriteInput<'_>], owned: &HashSet<i64>) -> BTreeMap<i64, Ts> {
+    let mut seen: BTreeMap<i64, Ts> = BTreeMap::new();
+    for input in batch.iter().filter(|i| owned.contains(&i.inverter)) {
+        let at = seen.entry(input.inverter).or_insert(input.received_at);
+        *at = (*at).max(input.received_at);
+    }
+    seen
 }
 
 /// Replaces values that are not finite (NaN, ±∞) by absent ones: SQLite would store NaN as
@@ -170,7 +211,14 @@ mod tests {
             (InverterId::new(1), reading(120_000, Some(2.0), true)),
         ];
         let owned = HashSet::from([1]);
-        let (mut outcomes, items) = prepare(&batch, &owned);
+        let received = Ts::new(batch[0].1.time);
+        let inputs = inputs(&batch, received);
+        let (mut outcomes, items) = prepare(&inputs, &owned);
+        assert!(items.iter().all(|i| i.received_at == received));
+        assert_eq!(
+            seen_times(&inputs, &owned).into_iter().collect::<Vec<_>>(),
+            [(1, received)]
+        );
         assert_eq!(items.len(), 2);
         let inserted = HashSet::from([(1, Ts::new(batch[0].1.time))]);
         let stored = mark_stored(&mut outcomes, &items, &inserted);
@@ -204,6 +252,7 @@ mod tests {
                 inverter: 7,
                 time: Ts::new(r.time),
                 reading: r,
+                received_at: Ts::new(r.time),
             })
             .collect();
         let (five, hour) = power_deltas(&items);

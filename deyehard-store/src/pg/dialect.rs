@@ -70,12 +70,12 @@ pub(crate) const INSERT_MEASUREMENTS: &str = "INSERT INTO measurements (inverter
      temperature_c, yield_day_wh, yield_total_wh, reachable, producing, source, received_at) \
      SELECT u.inverter_id, u.time, $1, u.power_ac_w, u.voltage_ac_v, u.current_ac_a, \
      u.frequency_hz, u.power_factor, u.power_dc_w, u.temperature_c, u.yield_day_wh, \
-     u.yield_total_wh, u.reachable, u.producing, u.source, $2 \
+     u.yield_total_wh, u.reachable, u.producing, u.source, u.received_at \
      FROM UNNEST($3::bigint[], $4::timestamptz[], $5::float8[], $6::float8[], $7::float8[], \
      $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::float8[], $13::float8[], \
-     $14::bool[], $15::bool[], $16::text[]) AS u(inverter_id, time, power_ac_w, voltage_ac_v, \
-     current_ac_a, frequency_hz, power_factor, power_dc_w, temperature_c, yield_day_wh, \
-     yield_total_wh, reachable, producing, source) \
+     $14::bool[], $15::bool[], $16::text[], $2::timestamptz[]) AS u(inverter_id, time, \
+     power_ac_w, voltage_ac_v, current_ac_a, frequency_hz, power_factor, power_dc_w, \
+     temperature_c, yield_day_wh, yield_total_wh, reachable, producing, source, received_at) \
      ON CONFLICT DO NOTHING RETURNING inverter_id, time";
 
 /// All DC rows of a batch in one statement.
@@ -118,10 +118,37 @@ pub(crate) const UPSERT_1H: &str = "INSERT INTO rollup_1h (inverter_id, bucket, 
      power_min = LEAST(rollup_1h.power_min, excluded.power_min), \
      power_max = GREATEST(rollup_1h.power_max, excluded.power_max)";
 
-/// Moves `last_seen_at` of the inverters `$2` forward to `$3`.
-pub(crate) const TOUCH_MANY: &str = "UPDATE inverters SET last_seen_at = CASE \
-     WHEN last_seen_at IS NULL OR last_seen_at < $3 THEN $3 ELSE last_seen_at END \
-     WHERE user_id = $1 AND id = ANY($2)";
+/// Moves `last_seen_at` of each inverter of `$2` forward to the time at the same position
+/// of `$3` (ids unique).
+pub(crate) const TOUCH_MANY: &str = "UPDATE inverters AS i SET last_seen_at = CASE \
+     WHEN i.last_seen_at IS NULL OR i.last_seen_at < u.seen_at THEN u.seen_at \
+     ELSE i.last_seen_at END FROM UNNEST($2::bigint[], $3::timestamptz[]) AS u(id, seen_at) \
+     WHERE i.user_id = $1 AND i.id = u.id";
+
+/// The active claims of the logger serials `$1`.
+pub(crate) const LOGGERS_RESOLVE: &str = "SELECT i.logger_serial, i.id AS inverter_id, \
+     i.user_id FROM inverters i JOIN users u ON u.id = i.user_id \
+     WHERE i.logger_serial = ANY($1) AND u.is_active";
+
+/// One row per unclaimed logger of a collector batch (serials unique), summed over its frames.
+pub(crate) const UPSERT_UNCLAIMED: &str = "INSERT INTO unclaimed_loggers (logger_serial, \
+     first_seen_at, last_seen_at, remote_addr, frames_seen) \
+     SELECT * FROM UNNEST($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::text[], \
+     $5::bigint[]) ON CONFLICT (logger_serial) DO UPDATE SET \
+     first_seen_at = LEAST(unclaimed_loggers.first_seen_at, excluded.first_seen_at), \
+     last_seen_at = GREATEST(unclaimed_loggers.last_seen_at, excluded.last_seen_at), \
+     remote_addr = COALESCE(excluded.remote_addr, unclaimed_loggers.remote_addr), \
+     frames_seen = unclaimed_loggers.frames_seen + excluded.frames_seen";
+
+/// Raw frames, owned or not, as column arrays.
+pub(crate) const INSERT_RAW_FRAMES: &str = "INSERT INTO raw_frames (user_id, inverter_id, \
+     logger_serial, received_at, control, remote_addr, frame) \
+     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::timestamptz[], \
+     $5::int4[], $6::text[], $7::bytea[])";
+
+/// Re-scopes an open transaction: `$1` the tenant ('' for none), `$2` cross-tenant 'on'/'off'.
+pub(crate) const SWITCH_ACCESS: &str = "SELECT set_config('app.current_user_id', $1, true), \
+     set_config('app.cross_tenant', $2, true)";
 
 /// Whether the migration turned the time-series tables into hypertables.
 pub(crate) async fn timescaledb_in_use(pool: &PgPool) -> StoreResult<bool> {

@@ -18,6 +18,7 @@
 //! forced policies apply even to statements that forgot their `WHERE user_id`.
 
 mod dialect;
+mod frames;
 mod write;
 
 use sqlx::Transaction;

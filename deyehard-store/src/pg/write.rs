@@ -10,7 +10,7 @@ use sqlx::Transaction;
 
 use super::{Db, PgStore, dialect};
 use crate::common::energy::TargetRow;
-use crate::common::write::{self as shared, Deltas, Item, finite};
+use crate::common::write::{self as shared, Deltas, Item, WriteInput, finite};
 use crate::common::{Access, uid};
 use crate::model::WriteOutcome;
 use crate::ts::Ts;
@@ -23,36 +23,47 @@ impl ReadingWriter for PgStore {
         batch: &[(InverterId, Reading)],
         received_at: DateTime<Utc>,
     ) -> StoreResult<Vec<WriteOutcome>> {
-        let user = uid(scope);
-        let received_at = Ts::new(received_at);
+        let inputs = shared::inputs(batch, Ts::new(received_at));
         let mut tx = self.begin_write(Access::Tenant(scope)).await?;
-        let targets: Vec<TargetRow> = sqlx::query_as(dialect::WRITE_TARGETS)
-            .bind(user)
-            .bind(shared::inverter_ids(batch))
-            .fetch_all(&mut *tx)
-            .await?;
-        let owned: HashSet<i64> = targets.iter().map(|t| t.inverter_id).collect();
-        let (mut outcomes, items) = shared::prepare(batch, &owned);
-        let inserted = insert_measurements(&mut tx, user, &items, received_at).await?;
-        let stored = shared::mark_stored(&mut outcomes, &items, &inserted);
-        insert_dc(&mut tx, user, &stored).await?;
-        let (five, hour) = shared::power_deltas(&stored);
-        upsert_rollups(&mut tx, user, &five, &hour).await?;
-        Self::upkeep_energy(&mut tx, user, targets, &stored).await?;
-        if !owned.is_empty() {
-            sqlx::query(dialect::TOUCH_MANY)
-                .bind(user)
-                .bind(owned.iter().copied().collect::<Vec<i64>>())
-                .bind(received_at)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let outcomes = Self::write_readings_in(&mut tx, uid(scope), &inputs).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
 }
 
 impl PgStore {
+    /// Writes readings of the tenant `user` inside `tx` (whose settings must name that
+    /// tenant): one outcome per input, in order.
+    pub(crate) async fn write_readings_in(
+        tx: &mut Transaction<'static, Db>,
+        user: i64,
+        batch: &[WriteInput<'_>],
+    ) -> StoreResult<Vec<WriteOutcome>> {
+        let targets: Vec<TargetRow> = sqlx::query_as(dialect::WRITE_TARGETS)
+            .bind(user)
+            .bind(shared::inverter_ids(batch))
+            .fetch_all(&mut **tx)
+            .await?;
+        let owned: HashSet<i64> = targets.iter().map(|t| t.inverter_id).collect();
+        let (mut outcomes, items) = shared::prepare(batch, &owned);
+        let inserted = insert_measurements(tx, user, &items).await?;
+        let stored = shared::mark_stored(&mut outcomes, &items, &inserted);
+        insert_dc(tx, user, &stored).await?;
+        let (five, hour) = shared::power_deltas(&stored);
+        upsert_rollups(tx, user, &five, &hour).await?;
+        Self::upkeep_energy(tx, user, targets, &stored).await?;
+        let seen = shared::seen_times(batch, &owned);
+        if !seen.is_empty() {
+            sqlx::query(dialect::TOUCH_MANY)
+                .bind(user)
+                .bind(seen.keys().copied().collect::<Vec<i64>>())
+                .bind(seen.values().copied().collect::<Vec<Ts>>())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(outcomes)
+    }
+
     /// Sets the energy of 5-minute buckets of one inverter, in one statement.
     async fn set_bucket_energy(
         tx: &mut Transaction<'static, Db>,
@@ -81,7 +92,6 @@ async fn insert_measurements(
     tx: &mut Transaction<'static, Db>,
     user: i64,
     items: &[Item<'_>],
-    received_at: Ts,
 ) -> StoreResult<HashSet<(i64, Ts)>> {
     if items.is_empty() {
         return Ok(HashSet::new());
@@ -91,7 +101,7 @@ async fn insert_measurements(
     };
     let keys: Vec<(i64, Ts)> = sqlx::query_as(dialect::INSERT_MEASUREMENTS)
         .bind(user)
-        .bind(received_at)
+        .bind(items.iter().map(|i| i.received_at).collect::<Vec<Ts>>())
         .bind(items.iter().map(|i| i.inverter).collect::<Vec<i64>>())
         .bind(items.iter().map(|i| i.time).collect::<Vec<Ts>>())
         .bind(column(|r| r.power_ac_w))

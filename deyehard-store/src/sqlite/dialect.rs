@@ -98,3 +98,38 @@ pub(crate) struct MultiRow {
     /// `ON CONFLICT …` / `RETURNING …`.
     pub(crate) tail: &'static str,
 }
+
+/// One row per unclaimed logger of a collector batch, summed over its frames in the batch.
+pub(crate) const UNCLAIMED: MultiRow = MultiRow {
+    head: "INSERT INTO unclaimed_loggers (logger_serial, first_seen_at, last_seen_at, \
+           remote_addr, frames_seen)",
+    row: "(?, ?, ?, ?, ?)",
+    tail: "ON CONFLICT (logger_serial) DO UPDATE SET \
+           first_seen_at = CASE WHEN excluded.first_seen_at < first_seen_at \
+           THEN excluded.first_seen_at ELSE first_seen_at END, \
+           last_seen_at = CASE WHEN excluded.last_seen_at > last_seen_at \
+           THEN excluded.last_seen_at ELSE last_seen_at END, \
+           remote_addr = COALESCE(excluded.remote_addr, remote_addr), \
+           frames_seen = frames_seen + excluded.frames_seen",
+};
+
+/// Raw frames, owned or not.
+pub(crate) const RAW_FRAMES: MultiRow = MultiRow {
+    head: "INSERT INTO raw_frames (user_id, inverter_id, logger_serial, received_at, control, \
+           remote_addr, frame)",
+    row: "(?, ?, ?, ?, ?, ?, ?)",
+    tail: "",
+};
+
+/// The active claims of `serials` logger serials (`?` parameters, bound in order).
+pub(crate) fn logger_resolve(serials: usize) -> String {
+    let mut sql = String::from(
+        "SELECT i.logger_serial, i.id AS inverter_id, i.user_id FROM inverters i \
+         JOIN users u ON u.id = i.user_id WHERE u.is_active AND i.logger_serial IN (",
+    );
+    for n in 0..serials {
+        sql.push_str(if n == 0 { "?" } else { ", ?" });
+    }
+    sql.push(')');
+    sql
+}

@@ -8,6 +8,7 @@
 //! carries.
 
 mod dialect;
+mod frames;
 mod write;
 
 use std::path::{Path, PathBuf};

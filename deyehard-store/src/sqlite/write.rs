@@ -12,7 +12,7 @@ use sqlx::{AssertSqlSafe, Transaction};
 use super::dialect::{self, MultiRow};
 use super::{Db, SqliteStore};
 use crate::common::energy::TargetRow;
-use crate::common::write::{self as shared, Deltas, Item, finite};
+use crate::common::write::{self as shared, Deltas, Item, WriteInput, finite};
 use crate::common::{Access, uid};
 use crate::model::WriteOutcome;
 use crate::ts::Ts;
@@ -30,40 +30,49 @@ impl ReadingWriter for SqliteStore {
         batch: &[(InverterId, Reading)],
         received_at: DateTime<Utc>,
     ) -> StoreResult<Vec<WriteOutcome>> {
-        let user = uid(scope);
-        let received_at = Ts::new(received_at);
+        let inputs = shared::inputs(batch, Ts::new(received_at));
         let mut tx = self.begin_write(Access::Tenant(scope)).await?;
-        let mut targets = Vec::new();
-        for id in shared::inverter_ids(batch) {
-            let target: Option<TargetRow> = sqlx::query_as(dialect::WRITE_TARGET)
-                .bind(user)
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            targets.extend(target);
-        }
-        let owned: HashSet<i64> = targets.iter().map(|t| t.inverter_id).collect();
-        let (mut outcomes, items) = shared::prepare(batch, &owned);
-        let inserted = insert_measurements(&mut tx, user, &items, received_at).await?;
-        let stored = shared::mark_stored(&mut outcomes, &items, &inserted);
-        insert_dc(&mut tx, user, &stored).await?;
-        let (five, hour) = shared::power_deltas(&stored);
-        upsert_rollups(&mut tx, user, &five, &hour).await?;
-        Self::upkeep_energy(&mut tx, user, targets, &stored).await?;
-        for id in &owned {
-            sqlx::query(sql::INVERTER_TOUCH)
-                .bind(user)
-                .bind(*id)
-                .bind(received_at)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let outcomes = Self::write_readings_in(&mut tx, uid(scope), &inputs).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
 }
 
 impl SqliteStore {
+    /// Writes readings of the tenant `user` inside `tx`: one outcome per input, in order.
+    pub(crate) async fn write_readings_in(
+        tx: &mut Transaction<'static, Db>,
+        user: i64,
+        batch: &[WriteInput<'_>],
+    ) -> StoreResult<Vec<WriteOutcome>> {
+        let mut targets = Vec::new();
+        for id in shared::inverter_ids(batch) {
+            let target: Option<TargetRow> = sqlx::query_as(dialect::WRITE_TARGET)
+                .bind(user)
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?;
+            targets.extend(target);
+        }
+        let owned: HashSet<i64> = targets.iter().map(|t| t.inverter_id).collect();
+        let (mut outcomes, items) = shared::prepare(batch, &owned);
+        let inserted = insert_measurements(tx, user, &items).await?;
+        let stored = shared::mark_stored(&mut outcomes, &items, &inserted);
+        insert_dc(tx, user, &stored).await?;
+        let (five, hour) = shared::power_deltas(&stored);
+        upsert_rollups(tx, user, &five, &hour).await?;
+        Self::upkeep_energy(tx, user, targets, &stored).await?;
+        for (id, seen_at) in shared::seen_times(batch, &owned) {
+            sqlx::query(sql::INVERTER_TOUCH)
+                .bind(user)
+                .bind(id)
+                .bind(seen_at)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(outcomes)
+    }
+
     /// Sets the energy of 5-minute buckets of one inverter.
     async fn set_bucket_energy(
         tx: &mut Transaction<'static, Db>,
@@ -95,7 +104,7 @@ crate::common::upkeep::impl_energy_upkeep!(SqliteStore);
 /// The statement for `rows` rows: head, the row template repeated, tail. The parameters stay
 /// anonymous `?` (bound in order): SQLite resolves a numbered `$n` through a linear list,
 /// which makes binding a statement with thousands of numbered parameters quadratic.
-fn multi_row(statement: &MultiRow, rows: usize) -> String {
+pub(super) fn multi_row(statement: &MultiRow, rows: usize) -> String {
     let mut sql = String::with_capacity(
         statement.head.len() + statement.tail.len() + rows * (statement.row.len() + 2) + 8,
     );
@@ -113,7 +122,7 @@ fn multi_row(statement: &MultiRow, rows: usize) -> String {
 }
 
 /// Splits rows into slices of [`CHUNK_SIZES`], largest first.
-fn chunks<T>(rows: &[T]) -> Vec<&[T]> {
+pub(super) fn chunks<T>(rows: &[T]) -> Vec<&[T]> {
     let mut out = Vec::new();
     let mut rest = rows;
     for size in CHUNK_SIZES {
@@ -131,7 +140,6 @@ async fn insert_measurements(
     tx: &mut Transaction<'static, Db>,
     user: i64,
     items: &[Item<'_>],
-    received_at: Ts,
 ) -> StoreResult<HashSet<(i64, Ts)>> {
     let mut inserted = HashSet::with_capacity(items.len());
     for chunk in chunks(items) {
@@ -155,7 +163,7 @@ async fn insert_measurements(
                 .bind(r.reachable)
                 .bind(r.producing)
                 .bind(r.source.as_str())
-                .bind(received_at);
+                .bind(item.received_at);
         }
         inserted.extend(query.fetch_all(&mut **tx).await?);
     }

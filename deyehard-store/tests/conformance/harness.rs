@@ -198,6 +198,33 @@ impl TestDb {
         }
     }
 
+    /// Runs a statement with raw SQL outside the store (as [`Self::count`] connects).
+    pub async fn execute(&self, sql: &str) {
+        match &self.target {
+            #[cfg(feature = "sqlite")]
+            Target::Sqlite { path, .. } => {
+                let mut conn =
+                    sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                        .await
+                        .expect("raw SQLite connection");
+                sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(&mut conn)
+                    .await
+                    .expect("raw statement");
+            }
+            #[cfg(feature = "postgres")]
+            Target::Postgres { url, .. } => {
+                let mut conn = sqlx::PgConnection::connect(url)
+                    .await
+                    .expect("raw PG connection");
+                sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(&mut conn)
+                    .await
+                    .expect("raw statement");
+            }
+        }
+    }
+
     /// A raw connection to the PostgreSQL test database as the login role.
     #[cfg(feature = "postgres")]
     pub async fn pg_connection(&self) -> sqlx::PgConnection {

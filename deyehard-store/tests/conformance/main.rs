@@ -20,6 +20,8 @@ mod energy;
 #[cfg(test)]
 mod export;
 #[cfg(test)]
+mod frames;
+#[cfg(test)]
 mod harness;
 #[cfg(test)]
 mod inverters;
@@ -84,6 +86,8 @@ conformance! {
     energy::a_late_reading_recomputes_only_nearby_days,
     devices::unclaimed_logger_and_take_after_claim,
     devices::raw_frames_of_claimed_loggers,
+    frames::logger_frames_are_written_in_one_batch,
+    frames::a_failing_frame_fails_the_whole_batch,
     maintenance::deleting_a_user_leaves_no_orphans,
     maintenance::retention_deletes_only_old_rows,
     maintenance::backend_info_reports_the_backend,
