@@ -240,12 +240,6 @@ macro_rules! day_columns {
     };
 }
 
-pub(crate) const DAY_ROWS_RANGE: &str = concat!(
-    "SELECT ",
-    day_columns!(),
-    " FROM daily_energy WHERE user_id = $1 AND inverter_id = $2 AND day >= $3 AND day <= $4 \
-     ORDER BY day"
-);
 pub(crate) const DAY_ROW_BEFORE: &str = concat!(
     "SELECT ",
     day_columns!(),
@@ -257,16 +251,6 @@ pub(crate) const DAY_ROWS_FROM: &str = concat!(
     day_columns!(),
     " FROM daily_energy WHERE user_id = $1 AND inverter_id = $2 AND day >= $3 ORDER BY day"
 );
-pub(crate) const DAY_UPSERT: &str = "INSERT INTO daily_energy (inverter_id, day, user_id, \
-     energy_wh, peak_power_w, samples, state_last_time, state_power_w, state_yield_day_wh, \
-     state_yield_total_wh, state_pending_total_wh, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-     ON CONFLICT (inverter_id, day) DO UPDATE SET energy_wh = excluded.energy_wh, \
-     peak_power_w = excluded.peak_power_w, samples = excluded.samples, \
-     state_last_time = excluded.state_last_time, state_power_w = excluded.state_power_w, \
-     state_yield_day_wh = excluded.state_yield_day_wh, \
-     state_yield_total_wh = excluded.state_yield_total_wh, \
-     state_pending_total_wh = excluded.state_pending_total_wh, updated_at = excluded.updated_at";
 pub(crate) const DAY_SAMPLES: &str = "SELECT time, power_ac_w, yield_day_wh, yield_total_wh, \
      reachable FROM measurements WHERE user_id = $1 AND inverter_id = $2 AND time >= $3 \
      AND time < $4 ORDER BY time";
@@ -276,9 +260,6 @@ pub(crate) const BUCKET_ENERGY_BETWEEN: &str = "SELECT bucket, energy_wh FROM ro
      WHERE user_id = $1 AND inverter_id = $2 AND bucket >= $3 AND bucket <= $4 ORDER BY bucket";
 pub(crate) const ZERO_BUCKET_ENERGY: &str = "UPDATE rollup_5m SET energy_wh = 0 \
      WHERE user_id = $1 AND inverter_id = $2 AND bucket >= $3 AND bucket < $4";
-pub(crate) const STATE_UPDATE: &str = "UPDATE energy_state SET last_sample_time = $3, \
-     last_time = $4, last_power_w = $5, last_yield_day_wh = $6, last_yield_total_wh = $7, \
-     last_pending_total_wh = $8 WHERE user_id = $1 AND inverter_id = $2";
 pub(crate) const ENERGY_SUMMARY: &str = "SELECT i.id, COALESCE(sum(d.energy_wh), 0.0) \
      FROM inverters i LEFT JOIN daily_energy d ON d.inverter_id = i.id AND d.user_id = i.user_id \
      AND d.day >= $2 AND d.day <= $3 WHERE i.user_id = $1 GROUP BY i.id ORDER BY i.id";

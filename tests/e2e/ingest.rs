@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, DurationRound, FixedOffset, NaiveDate, TimeDelta, TimeZone, Utc};
 use deyehard_core::energy::{EnergyRules, EnergySample, daily_energy};
 use deyehard_core::{InverterId, InverterKind, Source, TenantScope};
 use deyehard_server::IngestOptions;
 use deyehard_server::ratelimit::RateQuota;
 use deyehard_store::{ApiKeyStore, InverterStore, ReadingReader, Store, StoreOptions};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::support::{Backend, TcpProxy, TestServer, TestStore, http_client};
@@ -37,6 +37,7 @@ on_both_backends!(
     a_key_over_its_budget_gets_429_with_retry_after,
     an_unreachable_database_gives_503_and_writes_nothing,
     sixty_four_concurrent_clients_lose_nothing,
+    inverter_and_key_changes_through_the_server_apply_at_once,
 );
 
 /// An answer: status, `Retry-After`, body text.
@@ -940,6 +941,26 @@ async fn sixty_four_concurrent_clients_lose_nothing(backend: Backend) {
                 "{serial}: every 201 is stored, nothing more"
             );
             assert!(stored.iter().all(|r| r.dc.len() == 2));
+            // The day energy kept by the concurrent batches is the energy of the stored series.
+            let samples: Vec<EnergySample> = stored.iter().map(EnergySample::from).collect();
+            let rules = EnergyRules {
+                rated_power_w: Some(2000.0),
+                ..EnergyRules::default()
+            };
+            let want: Vec<_> = daily_energy(&samples, chrono_tz::Europe::Berlin, &rules)
+                .into_iter()
+                .map(|(day, e)| (day, e.energy_wh, e.peak_power_w, e.samples as i64))
+                .collect();
+            let day = |d| NaiveDate::from_ymd_opt(2026, 6, d).unwrap();
+            let got: Vec<_> = db
+                .store
+                .daily_energy(&scope, inverter.id, day(1), day(30))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| (d.day, d.energy_wh, d.peak_power_w, d.samples))
+                .collect();
+            assert_eq!(got, want, "{serial}: day energy");
         }
         total += created;
     }
@@ -952,4 +973,90 @@ async fn sixty_four_concurrent_clients_lose_nothing(backend: Backend) {
         .expect("sole owner")
         .stop()
         .await;
+}
+
+/// A push `minutes` after a fixed recent start, for the serials given.
+fn push_at(serials: &[&str], minutes: i64) -> String {
+    let start = Utc::now().duration_trunc(TimeDelta::hours(1)).unwrap() - TimeDelta::hours(2);
+    let seq = u64::try_from(minutes).unwrap();
+    opendtu_push(
+        "199912345678",
+        serials,
+        start + TimeDelta::minutes(minutes),
+        seq,
+    )
+}
+
+async fn inverter_and_key_changes_through_the_server_apply_at_once(backend: Backend) {
+    let db = TestStore::new(backend).await;
+    // The default caches (10 s): nothing below may wait for an entry to expire.
+    let server = TestServer::start(&db).await;
+    let ann = crate::inverters::session(&db, &server, "ann@example.com", true).await;
+    let key = db.api_key(&ann.scope).await;
+    let (first, second, renamed) = ("116166771001", "116166771002", "116166771003");
+    let status = |answer: Answer| (answer.status, answer.text);
+
+    let (code, text) = status(push(&server, OPENDTU, &key, push_at(&[first], 0)).await);
+    assert_eq!(code, StatusCode::NOT_FOUND, "not registered yet: {text}");
+
+    // Registered through the API: accepted by the next push.
+    let created = ann
+        .api(
+            Method::POST,
+            "/api/inverters",
+            Some(crate::inverters::opendtu(first, "Roof")),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let id = created.json()["id"].as_i64().unwrap();
+    let (code, text) = status(push(&server, OPENDTU, &key, push_at(&[first], 1)).await);
+    assert_eq!(code, StatusCode::CREATED, "{text}");
+
+    // Registered behind the server's back (another process): accepted as well.
+    let other = db.inverter(&ann.scope, InverterKind::Opendtu, second).await;
+    let (code, text) = status(push(&server, OPENDTU, &key, push_at(&[first, second], 2)).await);
+    assert_eq!(code, StatusCode::CREATED, "{text}");
+    assert_eq!(all_readings(&db.store, &ann.scope, other).await.len(), 1);
+
+    // A serial changed through the API: the old one is unknown at once, the new one is the
+    // same inverter.
+    let patched = ann
+        .api(
+            Method::PATCH,
+            &format!("/api/inverters/{id}"),
+            Some(json!({"serial": renamed})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+    let (code, text) = status(push(&server, OPENDTU, &key, push_at(&[first], 3)).await);
+    assert_eq!(code, StatusCode::NOT_FOUND, "the old serial: {text}");
+    let (code, text) = status(push(&server, OPENDTU, &key, push_at(&[renamed], 4)).await);
+    assert_eq!(code, StatusCode::CREATED, "{text}");
+    let id = InverterId::new(id);
+    assert_eq!(all_readings(&db.store, &ann.scope, id).await.len(), 3);
+
+    // Deleted through the API: refused at once.
+    let deleted = ann
+        .api(
+            Method::DELETE,
+            &format!("/api/inverters/{}", id.get()),
+            None,
+        )
+        .await;
+    assert!(deleted.status.is_success(), "{}", deleted.text);
+    let (code, text) = status(push(&server, OPENDTU, &key, push_at(&[renamed], 5)).await);
+    assert_eq!(code, StatusCode::NOT_FOUND, "deleted: {text}");
+
+    // Revoked through the API: refused at once, with the same body as a wrong key.
+    let keys = db.store.api_keys(&ann.scope).await.unwrap();
+    let key_id = keys[0].id;
+    let revoked = ann
+        .api(Method::DELETE, &format!("/api/keys/{}", key_id.get()), None)
+        .await;
+    assert!(revoked.status.is_success(), "{}", revoked.text);
+    let refused = push(&server, OPENDTU, &key, push_at(&[second], 6)).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.text);
+    assert_eq!(refused.json()["error"], "unauthorized");
+    assert_eq!(all_readings(&db.store, &ann.scope, other).await.len(), 1);
+    server.stop().await;
 }

@@ -36,14 +36,14 @@ on_both_backends!(
 );
 
 /// An answer: status, headers, body.
-struct Answer {
-    status: StatusCode,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
     headers: reqwest::header::HeaderMap,
-    text: String,
+    pub(crate) text: String,
 }
 
 impl Answer {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("{e}: {}", self.text))
     }
 
@@ -64,14 +64,19 @@ async fn answer(response: reqwest::Response) -> Answer {
 
 /// A user with a session: a bearer token for the API and a browser-like client (session and
 /// CSRF cookies) for the pages.
-struct Session {
-    scope: TenantScope,
+pub(crate) struct Session {
+    pub(crate) scope: TenantScope,
     token: String,
     web: reqwest::Client,
     base: String,
 }
 
-async fn session(db: &TestStore, srv: &TestServer, email: &str, verified: bool) -> Session {
+pub(crate) async fn session(
+    db: &TestStore,
+    srv: &TestServer,
+    email: &str,
+    verified: bool,
+) -> Session {
     let hash = deyehard_core::auth::password::hash_password(PASSWORD)
         .unwrap()
         .into_string();
@@ -116,7 +121,7 @@ async fn session(db: &TestStore, srv: &TestServer, email: &str, verified: bool) 
 }
 
 impl Session {
-    async fn api(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+    pub(crate) async fn api(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
         let mut request = crate::support::http_client()
             .request(method, format!("{}{path}", self.base))
             .bearer_auth(&self.token);
@@ -207,7 +212,8 @@ async fn store_readings(db: &TestStore, scope: &TenantScope, id: InverterId, rea
     }
 }
 
-fn opendtu(serial: &str, name: &str) -> Value {
+/// The API body registering an OpenDTU inverter.
+pub(crate) fn opendtu(serial: &str, name: &str) -> Value {
     json!({"kind": "opendtu", "name": name, "serial": serial, "rated_power_w": 800, "mppt_count": 2})
 }
 

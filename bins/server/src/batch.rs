@@ -1,27 +1,42 @@
 //! Group commit for pushed readings: concurrent pushes of one tenant share one store
 //! transaction, and a push is answered only after that transaction committed.
 //!
-//! Each tenant has a queue and at most one writer task. A push joins its tenant's queue; if no
-//! writer is running, it starts one. The writer takes everything queued (up to
-//! [`Batcher::new`]'s `max_readings`), looks the serials up among the tenant's inverters, writes
-//! the batch with one [`ReadingWriter::write_readings`], answers every push of the batch and
-//! loops until the queue is empty. Under light load a batch is a single push and nothing waits;
-//! under heavy load batches grow by themselves to what arrives while the previous one commits.
+//! Each tenant has a queue and up to [`Batcher::new`]'s `max_writers` writer tasks (one on
+//! SQLite, whose single writer connection serializes everything anyway; a few on PostgreSQL, so
+//! that one batch's statements and commit overlap the next batch's). A push joins its tenant's
+//! queue and, if fewer writers than allowed are running, starts one. A writer takes everything
+//! queued (up to `max_readings`), resolves the serials to the tenant's inverters, writes the
+//! batch with one [`ReadingWriter::write_readings`], answers every push of the batch and loops
+//! until the queue is empty. Under light load a batch is a single push and nothing waits; under
+//! heavy load batches grow by themselves to what arrives while the previous ones commit.
 //!
 //! - All of one push's readings land in the same transaction: a push is stored whole or not at
 //!   all. If a batch of several pushes fails for another reason than an unreachable database,
 //!   each push is retried alone, so one bad push cannot fail its neighbours.
+//! - Concurrent writers of one tenant are safe: the store locks the energy state of a batch's
+//!   inverters first, in id order, so writes of one inverter serialize (and a reading that loses
+//!   the race is handled as a late one).
 //! - The writer is a spawned task: a client that hangs up does not cancel a write that other
 //!   pushes wait for.
 //! - Tenants do not wait for each other (separate queues, separate transactions, as Row-Level
 //!   Security wants).
+//!
+//! Serial → inverter maps are cached per tenant for [`INVERTER_CACHE_TTL`]. The cache is exact
+//! for what happens in this process (every inverter change made through the server calls
+//! [`Batcher::forget_inverters`] or [`Batcher::forget_all_inverters`]) and for new inverters
+//! anywhere (a serial missing from a map fetched before the push arrived triggers a fresh
+//! lookup); a deleted inverter is refused by the store's ownership check in any case. Only a
+//! serial moved between inverters by another process (another server on the same database) can
+//! be seen late, by at most the TTL.
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use deyehard_core::{DeviceSerial, InverterId, Reading, TenantScope};
+use deyehard_core::{DeviceSerial, InverterId, Reading, TenantScope, UserId};
 use deyehard_store::{InverterStore, ReadingWriter, Store, StoreError, WriteOutcome};
 use tokio::sync::oneshot;
 
@@ -61,33 +76,57 @@ impl From<&StoreError> for BatchError {
 
 type Reply = oneshot::Sender<Result<Vec<ItemOutcome>, BatchError>>;
 
+/// How long a tenant's serial → inverter map is used without asking the store again (changes
+/// made through this server apply at once; see the module documentation).
+pub const INVERTER_CACHE_TTL: Duration = Duration::from_secs(10);
+/// Most tenants whose maps are cached; beyond it, expired maps are dropped and then, if
+/// needed, all.
+const MAX_CACHED_TENANTS: usize = 10_000;
+
 /// One push waiting in a queue.
 struct Job {
     readings: Vec<(DeviceSerial, Reading)>,
     reply: Reply,
+    queued: Instant,
 }
 
 #[derive(Default)]
 struct Queue {
     jobs: VecDeque<Job>,
-    writing: bool,
+    /// Writers running for this queue.
+    writers: usize,
 }
 
-/// Per-tenant queues and their writers.
+/// A tenant's registered serials, as fetched at `fetched` (the start of the lookup).
+#[derive(Clone)]
+struct Known {
+    serials: Arc<HashMap<DeviceSerial, InverterId>>,
+    fetched: Instant,
+}
+
+/// Per-tenant queues, their writers, and the tenants' serial maps.
 pub struct Batcher {
     store: Arc<Store>,
     max_readings: usize,
+    max_writers: usize,
     queues: Mutex<HashMap<TenantScope, Queue>>,
+    known: Mutex<HashMap<TenantScope, Known>>,
+    /// Bumped by every invalidation: a lookup that started before one is not cached.
+    generation: AtomicU64,
 }
 
 impl Batcher {
     /// A batcher writing to `store`, at most `max_readings` readings per transaction (a push
-    /// larger than that is written alone).
-    pub fn new(store: Arc<Store>, max_readings: usize) -> Arc<Self> {
+    /// larger than that is written alone) and at most `max_writers` transactions of one tenant
+    /// at a time.
+    pub fn new(store: Arc<Store>, max_readings: usize, max_writers: usize) -> Arc<Self> {
         Arc::new(Self {
             store,
             max_readings: max_readings.max(1),
+            max_writers: max_writers.max(1),
             queues: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -100,10 +139,18 @@ impl Batcher {
     ) -> Result<Vec<ItemOutcome>, BatchError> {
         let (reply, answer) = oneshot::channel();
         let start_writer = {
-            let mut queues = self.lock();
+            let mut queues = self.lock_queues();
             let queue = queues.entry(scope).or_default();
-            queue.jobs.push_back(Job { readings, reply });
-            !std::mem::replace(&mut queue.writing, true)
+            queue.jobs.push_back(Job {
+                readings,
+                reply,
+                queued: Instant::now(),
+            });
+            let start = queue.writers < self.max_writers;
+            if start {
+                queue.writers += 1;
+            }
+            start
         };
         if start_writer {
             tokio::spawn(self.clone().drain(scope));
@@ -112,11 +159,29 @@ impl Batcher {
         answer.await.unwrap_or(Err(BatchError::Failed))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantScope, Queue>> {
+    /// Drops the cached serial map of `user`: call after creating, changing or deleting one of
+    /// their inverters, or deleting the user.
+    pub fn forget_inverters(&self, user: UserId) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.lock_known().retain(|scope, _| scope.user_id() != user);
+    }
+
+    /// Drops every cached serial map: call after changes that span tenants (an inverter moved
+    /// to another owner).
+    pub fn forget_all_inverters(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.lock_known().clear();
+    }
+
+    fn lock_queues(&self) -> std::sync::MutexGuard<'_, HashMap<TenantScope, Queue>> {
         self.queues.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The writer of one tenant: writes batches until the queue is empty.
+    fn lock_known(&self) -> std::sync::MutexGuard<'_, HashMap<TenantScope, Known>> {
+        self.known.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A writer of one tenant: writes batches until the queue is empty.
     async fn drain(self: Arc<Self>, scope: TenantScope) {
         let _guard = WriterGuard {
             batcher: &self,
@@ -131,10 +196,10 @@ impl Batcher {
         }
     }
 
-    /// Takes the next batch off the queue; when there is none, ends the writer's turn (under
+    /// Takes the next batch off the queue; when there is none, ends this writer's turn (under
     /// the lock, so a push arriving now starts a new writer).
     fn next_batch(&self, scope: &TenantScope) -> Vec<Job> {
-        let mut queues = self.lock();
+        let mut queues = self.lock_queues();
         let Some(queue) = queues.get_mut(scope) else {
             return Vec::new();
         };
@@ -148,18 +213,76 @@ impl Batcher {
             jobs.extend(queue.jobs.pop_front());
         }
         if jobs.is_empty() {
-            queues.remove(scope);
+            queue.writers = queue.writers.saturating_sub(1);
+            if queue.writers == 0 {
+                queues.remove(scope);
+            }
         }
         jobs
     }
 
-    /// Writes one batch and answers its pushes.
-    async fn write(&self, scope: &TenantScope, jobs: Vec<Job>) {
-        let registered = match self.store.inverters(scope).await {
-            Ok(inverters) => inverters
+    /// The serial map to resolve `jobs` with: the cached one while it is fresh and knows every
+    /// serial (or was fetched after the oldest job arrived), else a new lookup.
+    async fn registered(
+        &self,
+        scope: &TenantScope,
+        jobs: &[Job],
+    ) -> Result<Arc<HashMap<DeviceSerial, InverterId>>, StoreError> {
+        let now = Instant::now();
+        let cached = self
+            .lock_known()
+            .get(scope)
+            .filter(|known| now.saturating_duration_since(known.fetched) < INVERTER_CACHE_TTL)
+            .cloned();
+        if let Some(known) = cached {
+            let oldest = jobs.iter().map(|job| job.queued).min().unwrap_or(now);
+            let complete = || {
+                jobs.iter()
+                    .flat_map(|job| &job.readings)
+                    .all(|(serial, _)| known.serials.contains_key(serial))
+            };
+            if known.fetched >= oldest || complete() {
+                return Ok(known.serials);
+            }
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let fetched = Instant::now();
+        let serials: Arc<HashMap<DeviceSerial, InverterId>> = Arc::new(
+            self.store
+                .inverters(scope)
+                .await?
                 .into_iter()
                 .filter_map(|inv| Some((inv.serial?, inv.id)))
-                .collect::<HashMap<DeviceSerial, InverterId>>(),
+                .collect(),
+        );
+        let mut known = self.lock_known();
+        if self.generation.load(Ordering::SeqCst) == generation {
+            if known.len() >= MAX_CACHED_TENANTS && !known.contains_key(scope) {
+                known.retain(|_, k| {
+                    fetched.saturating_duration_since(k.fetched) < INVERTER_CACHE_TTL
+                });
+                if known.len() >= MAX_CACHED_TENANTS {
+                    known.clear();
+                }
+            }
+            let newer = known.get(scope).is_some_and(|k| k.fetched > fetched);
+            if !newer {
+                known.insert(
+                    *scope,
+                    Known {
+                        serials: serials.clone(),
+                        fetched,
+                    },
+                );
+            }
+        }
+        Ok(serials)
+    }
+
+    /// Writes one batch and answers its pushes.
+    async fn write(&self, scope: &TenantScope, jobs: Vec<Job>) {
+        let registered = match self.registered(scope, &jobs).await {
+            Ok(registered) => registered,
             Err(err) => {
                 let err = BatchError::from(&err);
                 for job in jobs {
@@ -175,7 +298,13 @@ impl Batcher {
             .write_readings(scope, &batch.readings, received_at)
             .await;
         match outcomes {
-            Ok(outcomes) => batch.answer_all(&outcomes),
+            Ok(outcomes) => {
+                if outcomes.contains(&WriteOutcome::NotFound) {
+                    // An inverter of the map is gone (deleted elsewhere): look up again next time.
+                    self.forget_inverters(scope.user_id());
+                }
+                batch.answer_all(&outcomes);
+            }
             Err(StoreError::Unavailable(cause)) => {
                 tracing::warn!(error = %cause, "database unavailable for pushed readings");
                 batch.fail_all(BatchError::Unavailable);
@@ -283,8 +412,8 @@ impl Batch {
     }
 }
 
-/// Ends a writer's turn even if it panicked: its queue is dropped (the waiting pushes get an
-/// error) so that the next push starts a fresh writer.
+/// Ends a writer's turn even if it panicked: when it was the queue's last writer, the queue is
+/// dropped (the waiting pushes get an error) so that the next push starts a fresh writer.
 struct WriterGuard<'a> {
     batcher: &'a Batcher,
     scope: TenantScope,
@@ -293,7 +422,13 @@ struct WriterGuard<'a> {
 impl Drop for WriterGuard<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.batcher.lock().remove(&self.scope);
+            let mut queues = self.batcher.lock_queues();
+            if let Some(queue) = queues.get_mut(&self.scope) {
+                queue.writers = queue.writers.saturating_sub(1);
+                if queue.writers == 0 {
+                    queues.remove(&self.scope);
+                }
+            }
         }
     }
 }

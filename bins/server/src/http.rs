@@ -37,9 +37,13 @@ pub struct AppState {
 impl AppState {
     /// Wraps the store, the account service and the ingestion pipeline built from `ingest`.
     pub fn new(store: Arc<Store>, accounts: Accounts, ingest: &IngestOptions) -> Self {
+        let writers = match store.as_ref() {
+            Store::Sqlite(_) => 1,
+            Store::Postgres(_) => ingest.writers_per_tenant,
+        };
         Self {
             api_keys: Arc::new(ApiKeys::new(store.clone(), &ingest.api_keys)),
-            batcher: Batcher::new(store.clone(), ingest.max_batch_readings),
+            batcher: Batcher::new(store.clone(), ingest.max_batch_readings, writers),
             collector_port: 10000,
             accounts,
             store,

@@ -171,6 +171,46 @@ impl DayRow {
     }
 }
 
+/// A stored `daily_energy` row and its inverter (the batched reads of several inverters).
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct InverterDayRow {
+    pub(crate) inverter_id: i64,
+    #[sqlx(flatten)]
+    pub(crate) row: DayRow,
+}
+
+/// The local days `first..=last` of one inverter (a batched read of day rows).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DaySpan {
+    pub(crate) inverter: i64,
+    pub(crate) first: NaiveDate,
+    pub(crate) last: NaiveDate,
+}
+
+/// The 5-minute buckets `first..=last` of one inverter (a batched read of bucket energies).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BucketSpan {
+    pub(crate) inverter: i64,
+    pub(crate) first: Ts,
+    pub(crate) last: Ts,
+}
+
+/// One day of one inverter to write (a batched `daily_energy` upsert).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DayWrite<'a> {
+    pub(crate) inverter: i64,
+    pub(crate) day: NaiveDate,
+    pub(crate) fold: &'a DayFold,
+}
+
+/// The energy of one 5-minute bucket of one inverter to set.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BucketWrite {
+    pub(crate) inverter: i64,
+    pub(crate) bucket: Ts,
+    pub(crate) energy_wh: f64,
+}
+
 /// One day as the fold leaves it.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct DayFold {

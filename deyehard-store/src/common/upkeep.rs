@@ -1,12 +1,15 @@
 //! The database side of energy maintenance (see [`crate::common::energy`] for the rules), shared
-//! by both backends. Each backend provides `set_bucket_energy(tx, user, inverter, buckets)`.
+//! by both backends. Each backend provides the batched statements: `day_rows_in`,
+//! `bucket_energies_in`, `upsert_days`, `set_bucket_energies` and `update_states`.
 
 /// Expands the energy upkeep methods for a backend store type.
 macro_rules! impl_energy_upkeep {
     ($store:ty) => {
         impl $store {
             /// Maintains `daily_energy`, the bucket energies and `energy_state` for the items
-            /// just stored, inverter by inverter.
+            /// just stored. The inverters whose items are all newer than their stored samples
+            /// (the usual case) are handled together, with a fixed number of statements per
+            /// batch; each inverter with late items is recomputed on its own.
             async fn upkeep_energy(
                 tx: &mut sqlx::Transaction<'static, Db>,
                 user: i64,
@@ -14,65 +17,87 @@ macro_rules! impl_energy_upkeep {
                 stored: &[$crate::common::write::Item<'_>],
             ) -> $crate::StoreResult<()> {
                 let groups = $crate::common::write::by_inverter(stored);
+                let mut in_order = Vec::new();
+                let mut done = Vec::with_capacity(targets.len());
                 for row in targets {
                     let Some(items) = groups.get(&row.inverter_id) else {
                         continue;
                     };
                     let mut target = $crate::common::energy::Target::try_from(row)?;
                     if target.in_order(items) {
-                        Self::energy_in_order(tx, user, &mut target, items).await?;
+                        in_order.push((target, items.as_slice()));
                     } else {
                         Self::energy_recompute(tx, user, &mut target, items).await?;
+                        target.saw(items);
+                        done.push(target);
                     }
-                    target.saw(items);
-                    let state = &target.state;
-                    sqlx::query($crate::sql::STATE_UPDATE)
-                        .bind(user)
-                        .bind(target.inverter)
-                        .bind(target.last_sample_time)
-                        .bind(state.last_time.map($crate::ts::Ts::new))
-                        .bind(state.last_power_w)
-                        .bind(state.last_yield_day_wh)
-                        .bind(state.last_yield_total_wh)
-                        .bind(state.pending_yield_total_wh)
-                        .execute(&mut **tx)
-                        .await?;
                 }
-                Ok(())
+                Self::energy_in_order(tx, user, &mut in_order).await?;
+                for (mut target, items) in in_order {
+                    target.saw(items);
+                    done.push(target);
+                }
+                Self::update_states(tx, user, &done).await
             }
 
-            /// All items are newer than anything stored: continue the stored totals.
+            /// Inverters whose items are all newer than anything stored: continue the stored
+            /// totals. Reads the touched days and buckets of all of them in two statements and
+            /// writes them back in two.
             async fn energy_in_order(
                 tx: &mut sqlx::Transaction<'static, Db>,
                 user: i64,
-                target: &mut $crate::common::energy::Target,
-                items: &[$crate::common::write::Item<'_>],
+                batch: &mut [(
+                    $crate::common::energy::Target,
+                    &[$crate::common::write::Item<'_>],
+                )],
             ) -> $crate::StoreResult<()> {
+                use std::collections::HashMap;
                 use $crate::common::energy;
-                let (Some(first), Some(last), Some((first_bucket, last_bucket))) =
-                    (items.first(), items.last(), energy::bucket_range(items))
-                else {
+                let mut day_spans = Vec::with_capacity(batch.len());
+                let mut bucket_spans = Vec::with_capacity(batch.len());
+                for (target, items) in batch.iter() {
+                    let (Some(first), Some(last), Some((first_bucket, last_bucket))) =
+                        (items.first(), items.last(), energy::bucket_range(items))
+                    else {
+                        continue;
+                    };
+                    day_spans.push(energy::DaySpan {
+                        inverter: target.inverter,
+                        first: target.day(first.time),
+                        last: target.day(last.time),
+                    });
+                    bucket_spans.push(energy::BucketSpan {
+                        inverter: target.inverter,
+                        first: first_bucket,
+                        last: last_bucket,
+                    });
+                }
+                if day_spans.is_empty() {
                     return Ok(());
-                };
-                let days: Vec<energy::DayRow> = sqlx::query_as($crate::sql::DAY_ROWS_RANGE)
-                    .bind(user)
-                    .bind(target.inverter)
-                    .bind(target.day(first.time))
-                    .bind(target.day(last.time))
-                    .fetch_all(&mut **tx)
-                    .await?;
-                let buckets: Vec<($crate::ts::Ts, f64)> =
-                    sqlx::query_as($crate::sql::BUCKET_ENERGY_BETWEEN)
-                        .bind(user)
-                        .bind(target.inverter)
-                        .bind(first_bucket)
-                        .bind(last_bucket)
-                        .fetch_all(&mut **tx)
-                        .await?;
-                let mut fold = energy::Fold::continuing(&days, buckets);
-                let samples = items.iter().map(energy::sample);
-                fold.run(&mut target.state, samples, target.tz, &target.rules);
-                Self::write_fold(tx, user, target.inverter, &fold).await
+                }
+                let mut days: HashMap<i64, Vec<energy::DayRow>> = HashMap::new();
+                for row in Self::day_rows_in(tx, user, &day_spans).await? {
+                    days.entry(row.inverter_id).or_default().push(row.row);
+                }
+                let mut buckets: HashMap<i64, Vec<($crate::ts::Ts, f64)>> = HashMap::new();
+                for (inverter, bucket, energy_wh) in
+                    Self::bucket_energies_in(tx, user, &bucket_spans).await?
+                {
+                    buckets
+                        .entry(inverter)
+                        .or_default()
+                        .push((bucket, energy_wh));
+                }
+                let mut folds = Vec::with_capacity(batch.len());
+                for (target, items) in batch.iter_mut() {
+                    let stored_days = days.remove(&target.inverter).unwrap_or_default();
+                    let stored_buckets = buckets.remove(&target.inverter).unwrap_or_default();
+                    let mut fold = energy::Fold::continuing(&stored_days, stored_buckets);
+                    let samples = items.iter().map(energy::sample);
+                    fold.run(&mut target.state, samples, target.tz, &target.rules);
+                    folds.push((target.inverter, fold));
+                }
+                Self::write_folds(tx, user, &folds).await
             }
 
             /// Some items are older than stored samples: recompute day by day from the first
@@ -163,36 +188,39 @@ macro_rules! impl_energy_upkeep {
                     .bind(end)
                     .execute(&mut **tx)
                     .await?;
-                Self::write_fold(tx, user, target.inverter, &fold).await
+                Self::write_folds(tx, user, &[(target.inverter, fold)]).await
             }
 
-            /// Writes the days and bucket energies a fold touched.
-            async fn write_fold(
+            /// Writes the days and bucket energies the folds touched (one fold per inverter),
+            /// one statement each.
+            async fn write_folds(
                 tx: &mut sqlx::Transaction<'static, Db>,
                 user: i64,
-                inverter: i64,
-                fold: &$crate::common::energy::Fold,
+                folds: &[(i64, $crate::common::energy::Fold)],
             ) -> $crate::StoreResult<()> {
-                let now = $crate::ts::Ts::now();
-                for (day, folded) in &fold.days {
-                    let end = &folded.end_state;
-                    sqlx::query($crate::sql::DAY_UPSERT)
-                        .bind(inverter)
-                        .bind(*day)
-                        .bind(user)
-                        .bind(folded.totals.energy_wh)
-                        .bind(folded.totals.peak_power_w)
-                        .bind(folded.samples())
-                        .bind(end.last_time.map($crate::ts::Ts::new))
-                        .bind(end.last_power_w)
-                        .bind(end.last_yield_day_wh)
-                        .bind(end.last_yield_total_wh)
-                        .bind(end.pending_yield_total_wh)
-                        .bind(now)
-                        .execute(&mut **tx)
-                        .await?;
-                }
-                Self::set_bucket_energy(tx, user, inverter, &fold.buckets).await
+                use $crate::common::energy::{BucketWrite, DayWrite};
+                let days: Vec<DayWrite<'_>> = folds
+                    .iter()
+                    .flat_map(|(inverter, fold)| {
+                        fold.days.iter().map(|(day, folded)| DayWrite {
+                            inverter: *inverter,
+                            day: *day,
+                            fold: folded,
+                        })
+                    })
+                    .collect();
+                let buckets: Vec<BucketWrite> = folds
+                    .iter()
+                    .flat_map(|(inverter, fold)| {
+                        fold.buckets.iter().map(|(bucket, energy_wh)| BucketWrite {
+                            inverter: *inverter,
+                            bucket: *bucket,
+                            energy_wh: *energy_wh,
+                        })
+                    })
+                    .collect();
+                Self::upsert_days(tx, user, &days, $crate::ts::Ts::now()).await?;
+                Self::set_bucket_energies(tx, user, &buckets).await
             }
         }
     };

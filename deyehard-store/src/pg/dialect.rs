@@ -101,11 +101,57 @@ pub(crate) const UPSERT_5M: &str = "INSERT INTO rollup_5m (inverter_id, bucket, 
      power_min = LEAST(rollup_5m.power_min, excluded.power_min), \
      power_max = GREATEST(rollup_5m.power_max, excluded.power_max)";
 
-/// Sets the energy of 5-minute buckets of one inverter.
+/// Sets the energy of 5-minute buckets (keys unique within the statement).
 pub(crate) const SET_BUCKET_ENERGY: &str = "INSERT INTO rollup_5m (inverter_id, bucket, user_id, \
-     samples, power_sum, power_min, power_max, energy_wh) SELECT $1, u.bucket, $2, 0, 0, NULL, \
-     NULL, u.energy_wh FROM UNNEST($3::timestamptz[], $4::float8[]) AS u(bucket, energy_wh) \
+     samples, power_sum, power_min, power_max, energy_wh) SELECT u.inverter_id, u.bucket, $1, 0, \
+     0, NULL, NULL, u.energy_wh FROM UNNEST($2::bigint[], $3::timestamptz[], $4::float8[]) \
+     AS u(inverter_id, bucket, energy_wh) \
      ON CONFLICT (inverter_id, bucket) DO UPDATE SET energy_wh = excluded.energy_wh";
+
+/// The `daily_energy` rows of several inverters, each in its span of days `$3[i]..=$4[i]`.
+pub(crate) const DAY_ROWS_IN: &str = "SELECT d.inverter_id, d.day, d.energy_wh, \
+     d.peak_power_w, d.samples, d.state_last_time, d.state_power_w, d.state_yield_day_wh, \
+     d.state_yield_total_wh, d.state_pending_total_wh \
+     FROM UNNEST($2::bigint[], $3::date[], $4::date[]) AS r(inverter_id, first_day, last_day) \
+     JOIN daily_energy d ON d.inverter_id = r.inverter_id AND d.day >= r.first_day \
+     AND d.day <= r.last_day WHERE d.user_id = $1";
+
+/// The bucket energies of several inverters, each in its span of buckets `$3[i]..=$4[i]`.
+pub(crate) const BUCKET_ENERGIES_IN: &str = "SELECT b.inverter_id, b.bucket, b.energy_wh \
+     FROM UNNEST($2::bigint[], $3::timestamptz[], $4::timestamptz[]) \
+     AS r(inverter_id, first_bucket, last_bucket) \
+     JOIN rollup_5m b ON b.inverter_id = r.inverter_id AND b.bucket >= r.first_bucket \
+     AND b.bucket <= r.last_bucket WHERE b.user_id = $1";
+
+/// Upserts `daily_energy` rows of several inverters (keys unique within the statement); `$2`
+/// is `updated_at`.
+pub(crate) const DAY_UPSERT_MANY: &str = "INSERT INTO daily_energy (inverter_id, day, user_id, \
+     energy_wh, peak_power_w, samples, state_last_time, state_power_w, state_yield_day_wh, \
+     state_yield_total_wh, state_pending_total_wh, updated_at) \
+     SELECT u.inverter_id, u.day, $1, u.energy_wh, u.peak_power_w, u.samples, \
+     u.state_last_time, u.state_power_w, u.state_yield_day_wh, u.state_yield_total_wh, \
+     u.state_pending_total_wh, $2 \
+     FROM UNNEST($3::bigint[], $4::date[], $5::float8[], $6::float8[], $7::bigint[], \
+     $8::timestamptz[], $9::float8[], $10::float8[], $11::float8[], $12::float8[]) \
+     AS u(inverter_id, day, energy_wh, peak_power_w, samples, state_last_time, state_power_w, \
+     state_yield_day_wh, state_yield_total_wh, state_pending_total_wh) \
+     ON CONFLICT (inverter_id, day) DO UPDATE SET energy_wh = excluded.energy_wh, \
+     peak_power_w = excluded.peak_power_w, samples = excluded.samples, \
+     state_last_time = excluded.state_last_time, state_power_w = excluded.state_power_w, \
+     state_yield_day_wh = excluded.state_yield_day_wh, \
+     state_yield_total_wh = excluded.state_yield_total_wh, \
+     state_pending_total_wh = excluded.state_pending_total_wh, updated_at = excluded.updated_at";
+
+/// Stores the energy state of several inverters.
+pub(crate) const STATE_UPDATE_MANY: &str = "UPDATE energy_state s SET \
+     last_sample_time = u.last_sample_time, last_time = u.last_time, \
+     last_power_w = u.last_power_w, last_yield_day_wh = u.last_yield_day_wh, \
+     last_yield_total_wh = u.last_yield_total_wh, \
+     last_pending_total_wh = u.last_pending_total_wh \
+     FROM UNNEST($2::bigint[], $3::timestamptz[], $4::timestamptz[], $5::float8[], \
+     $6::float8[], $7::float8[], $8::float8[]) AS u(inverter_id, last_sample_time, last_time, \
+     last_power_w, last_yield_day_wh, last_yield_total_wh, last_pending_total_wh) \
+     WHERE s.user_id = $1 AND s.inverter_id = u.inverter_id";
 
 /// Adds deltas to hourly rollup buckets.
 pub(crate) const UPSERT_1H: &str = "INSERT INTO rollup_1h (inverter_id, bucket, user_id, \

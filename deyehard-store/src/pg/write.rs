@@ -1,15 +1,19 @@
 //! `write_readings` on PostgreSQL: one transaction, one statement per table per batch
-//! (`INSERT … SELECT FROM UNNEST($arrays)`), the energy-state rows of the batch's inverters
-//! locked first so concurrent writers of one inverter serialize.
+//! (`INSERT … SELECT FROM UNNEST($arrays)`, also for the energy upkeep of all in-order
+//! inverters), the energy-state rows of the batch's inverters locked first so concurrent writers
+//! of one inverter serialize.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use deyehard_core::energy::AccumulatorState;
 use deyehard_core::{InverterId, Reading, TenantScope};
 use sqlx::Transaction;
 
 use super::{Db, PgStore, dialect};
-use crate::common::energy::TargetRow;
+use crate::common::energy::{
+    BucketSpan, BucketWrite, DaySpan, DayWrite, InverterDayRow, Target, TargetRow,
+};
 use crate::common::write::{self as shared, Deltas, Item, WriteInput, finite};
 use crate::common::{Access, uid};
 use crate::model::WriteOutcome;
@@ -64,21 +68,129 @@ impl PgStore {
         Ok(outcomes)
     }
 
-    /// Sets the energy of 5-minute buckets of one inverter, in one statement.
-    async fn set_bucket_energy(
+    /// The stored days of each span, one statement for all inverters.
+    async fn day_rows_in(
         tx: &mut Transaction<'static, Db>,
         user: i64,
-        inverter: i64,
-        buckets: &BTreeMap<Ts, f64>,
+        spans: &[DaySpan],
+    ) -> StoreResult<Vec<InverterDayRow>> {
+        Ok(sqlx::query_as(dialect::DAY_ROWS_IN)
+            .bind(user)
+            .bind(spans.iter().map(|s| s.inverter).collect::<Vec<i64>>())
+            .bind(spans.iter().map(|s| s.first).collect::<Vec<NaiveDate>>())
+            .bind(spans.iter().map(|s| s.last).collect::<Vec<NaiveDate>>())
+            .fetch_all(&mut **tx)
+            .await?)
+    }
+
+    /// The stored bucket energies of each span, one statement for all inverters.
+    async fn bucket_energies_in(
+        tx: &mut Transaction<'static, Db>,
+        user: i64,
+        spans: &[BucketSpan],
+    ) -> StoreResult<Vec<(i64, Ts, f64)>> {
+        Ok(sqlx::query_as(dialect::BUCKET_ENERGIES_IN)
+            .bind(user)
+            .bind(spans.iter().map(|s| s.inverter).collect::<Vec<i64>>())
+            .bind(spans.iter().map(|s| s.first).collect::<Vec<Ts>>())
+            .bind(spans.iter().map(|s| s.last).collect::<Vec<Ts>>())
+            .fetch_all(&mut **tx)
+            .await?)
+    }
+
+    /// Writes `daily_energy` rows (unique (inverter, day) keys), in one statement.
+    async fn upsert_days(
+        tx: &mut Transaction<'static, Db>,
+        user: i64,
+        days: &[DayWrite<'_>],
+        now: Ts,
+    ) -> StoreResult<()> {
+        if days.is_empty() {
+            return Ok(());
+        }
+        let state = |f: fn(&AccumulatorState) -> Option<f64>| -> Vec<Option<f64>> {
+            days.iter().map(|d| f(&d.fold.end_state)).collect()
+        };
+        sqlx::query(dialect::DAY_UPSERT_MANY)
+            .bind(user)
+            .bind(now)
+            .bind(days.iter().map(|d| d.inverter).collect::<Vec<i64>>())
+            .bind(days.iter().map(|d| d.day).collect::<Vec<NaiveDate>>())
+            .bind(
+                days.iter()
+                    .map(|d| d.fold.totals.energy_wh)
+                    .collect::<Vec<f64>>(),
+            )
+            .bind(
+                days.iter()
+                    .map(|d| d.fold.totals.peak_power_w)
+                    .collect::<Vec<Option<f64>>>(),
+            )
+            .bind(days.iter().map(|d| d.fold.samples()).collect::<Vec<i64>>())
+            .bind(
+                days.iter()
+                    .map(|d| d.fold.end_state.last_time.map(Ts::new))
+                    .collect::<Vec<Option<Ts>>>(),
+            )
+            .bind(state(|s| s.last_power_w))
+            .bind(state(|s| s.last_yield_day_wh))
+            .bind(state(|s| s.last_yield_total_wh))
+            .bind(state(|s| s.pending_yield_total_wh))
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets the energy of 5-minute buckets (unique (inverter, bucket) keys), in one statement.
+    async fn set_bucket_energies(
+        tx: &mut Transaction<'static, Db>,
+        user: i64,
+        buckets: &[BucketWrite],
     ) -> StoreResult<()> {
         if buckets.is_empty() {
             return Ok(());
         }
         sqlx::query(dialect::SET_BUCKET_ENERGY)
-            .bind(inverter)
             .bind(user)
-            .bind(buckets.keys().copied().collect::<Vec<Ts>>())
-            .bind(buckets.values().copied().collect::<Vec<f64>>())
+            .bind(buckets.iter().map(|b| b.inverter).collect::<Vec<i64>>())
+            .bind(buckets.iter().map(|b| b.bucket).collect::<Vec<Ts>>())
+            .bind(buckets.iter().map(|b| b.energy_wh).collect::<Vec<f64>>())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores the energy state of each target, in one statement.
+    async fn update_states(
+        tx: &mut Transaction<'static, Db>,
+        user: i64,
+        targets: &[Target],
+    ) -> StoreResult<()> {
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let state = |f: fn(&AccumulatorState) -> Option<f64>| -> Vec<Option<f64>> {
+            targets.iter().map(|t| f(&t.state)).collect()
+        };
+        sqlx::query(dialect::STATE_UPDATE_MANY)
+            .bind(user)
+            .bind(targets.iter().map(|t| t.inverter).collect::<Vec<i64>>())
+            .bind(
+                targets
+                    .iter()
+                    .map(|t| t.last_sample_time)
+                    .collect::<Vec<Option<Ts>>>(),
+            )
+            .bind(
+                targets
+                    .iter()
+                    .map(|t| t.state.last_time.map(Ts::new))
+                    .collect::<Vec<Option<Ts>>>(),
+            )
+            .bind(state(|s| s.last_power_w))
+            .bind(state(|s| s.last_yield_day_wh))
+            .bind(state(|s| s.last_yield_total_wh))
+            .bind(state(|s| s.pending_yield_total_wh))
             .execute(&mut **tx)
             .await?;
         Ok(())

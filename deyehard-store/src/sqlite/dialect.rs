@@ -27,16 +27,10 @@ pub(crate) const SERIES_DC: &str = "SELECT d.channel AS channel, (d.time - $3) /
      WHERE d.user_id = $1 AND d.inverter_id = $2 AND d.time >= $3 AND d.time < $4 \
      AND d.power_w IS NOT NULL GROUP BY d.channel, idx ORDER BY d.channel, idx";
 
-/// The write target of one inverter of the scope: energy state, owner's zone, rated power.
-/// (SQLite has one writer connection, so no row lock is needed.)
-pub(crate) const WRITE_TARGET: &str = "SELECT s.inverter_id, u.time_zone, i.rated_power_w, \
-     s.last_sample_time, s.last_time, s.last_power_w, s.last_yield_day_wh, \
-     s.last_yield_total_wh, s.last_pending_total_wh FROM energy_state s JOIN inverters i ON i.id = s.inverter_id \
-     JOIN users u ON u.id = s.user_id WHERE s.user_id = $1 AND s.inverter_id = $2";
-
-// Multi-row statements: `crate::sqlite::write::multi_row` joins a head, the row template
-// repeated (parameters `?`, bound in order) and a tail. A batch then costs tens of statements
-// instead of one per row.
+// Multi-row statements: `crate::sqlite::write::multi_row` joins a head, `VALUES`, the row
+// template repeated (parameters `?`, bound in order) and a tail. A batch then costs tens of
+// statements instead of one per row. A head opening a `WITH … AS (` makes the rows a table the
+// tail reads (`CROSS JOIN` keeps that table the outer loop, so the lookups use the primary key).
 
 /// AC rows; a duplicate (inverter, time) changes nothing; returns the keys inserted.
 pub(crate) const MEASUREMENTS: MultiRow = MultiRow {
@@ -87,6 +81,76 @@ pub(crate) const SET_BUCKET_ENERGY: MultiRow = MultiRow {
            power_max, energy_wh)",
     row: "(?, ?, ?, 0, 0, NULL, NULL, ?)",
     tail: "ON CONFLICT (inverter_id, bucket) DO UPDATE SET energy_wh = excluded.energy_wh",
+};
+
+/// The write targets of the scope among the listed inverters: energy state, owner's zone, rated
+/// power. (SQLite has one writer connection, so no row lock is needed.)
+pub(crate) const WRITE_TARGETS: MultiRow = MultiRow {
+    head: "WITH r(inverter_id) AS (",
+    row: "(?)",
+    tail: ") SELECT s.inverter_id, u.time_zone, i.rated_power_w, s.last_sample_time, \
+           s.last_time, s.last_power_w, s.last_yield_day_wh, s.last_yield_total_wh, \
+           s.last_pending_total_wh FROM r CROSS JOIN energy_state s \
+           JOIN inverters i ON i.id = s.inverter_id JOIN users u ON u.id = s.user_id \
+           WHERE s.inverter_id = r.inverter_id AND s.user_id = ? ORDER BY s.inverter_id",
+};
+
+/// Moves `last_seen_at` of each listed inverter forward to its own time (rows: id, time;
+/// then the user).
+pub(crate) const TOUCH_MANY: MultiRow = MultiRow {
+    head: "WITH r(id, seen_at) AS (",
+    row: "(?, ?)",
+    tail: ") UPDATE inverters SET last_seen_at = (SELECT CASE \
+           WHEN inverters.last_seen_at IS NULL OR inverters.last_seen_at < r.seen_at \
+           THEN r.seen_at ELSE inverters.last_seen_at END FROM r WHERE r.id = inverters.id) \
+           WHERE user_id = ? AND id IN (SELECT id FROM r)",
+};
+
+/// The `daily_energy` rows of several inverters, each in its span of days (then the user).
+pub(crate) const DAY_ROWS_IN: MultiRow = MultiRow {
+    head: "WITH r(inverter_id, first_day, last_day) AS (",
+    row: "(?, ?, ?)",
+    tail: ") SELECT d.inverter_id, d.day, d.energy_wh, d.peak_power_w, d.samples, \
+           d.state_last_time, d.state_power_w, d.state_yield_day_wh, d.state_yield_total_wh, \
+           d.state_pending_total_wh FROM r CROSS JOIN daily_energy d \
+           WHERE d.inverter_id = r.inverter_id AND d.day >= r.first_day \
+           AND d.day <= r.last_day AND d.user_id = ?",
+};
+
+/// The bucket energies of several inverters, each in its span of buckets (then the user).
+pub(crate) const BUCKET_ENERGIES_IN: MultiRow = MultiRow {
+    head: "WITH r(inverter_id, first_bucket, last_bucket) AS (",
+    row: "(?, ?, ?)",
+    tail: ") SELECT b.inverter_id, b.bucket, b.energy_wh FROM r CROSS JOIN rollup_5m b \
+           WHERE b.inverter_id = r.inverter_id AND b.bucket >= r.first_bucket \
+           AND b.bucket <= r.last_bucket AND b.user_id = ?",
+};
+
+/// Upserts `daily_energy` rows (keys unique within the statement).
+pub(crate) const DAY_UPSERT: MultiRow = MultiRow {
+    head: "INSERT INTO daily_energy (inverter_id, day, user_id, energy_wh, peak_power_w, \
+           samples, state_last_time, state_power_w, state_yield_day_wh, state_yield_total_wh, \
+           state_pending_total_wh, updated_at)",
+    row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    tail: "ON CONFLICT (inverter_id, day) DO UPDATE SET energy_wh = excluded.energy_wh, \
+           peak_power_w = excluded.peak_power_w, samples = excluded.samples, \
+           state_last_time = excluded.state_last_time, state_power_w = excluded.state_power_w, \
+           state_yield_day_wh = excluded.state_yield_day_wh, \
+           state_yield_total_wh = excluded.state_yield_total_wh, \
+           state_pending_total_wh = excluded.state_pending_total_wh, \
+           updated_at = excluded.updated_at",
+};
+
+/// Stores the energy state of several inverters (then the user).
+pub(crate) const STATE_UPDATE: MultiRow = MultiRow {
+    head: "WITH v(inverter_id, last_sample_time, last_time, last_power_w, last_yield_day_wh, \
+           last_yield_total_wh, last_pending_total_wh) AS (",
+    row: "(?, ?, ?, ?, ?, ?, ?)",
+    tail: ") UPDATE energy_state SET last_sample_time = v.last_sample_time, \
+           last_time = v.last_time, last_power_w = v.last_power_w, \
+           last_yield_day_wh = v.last_yield_day_wh, last_yield_total_wh = v.last_yield_total_wh, \
+           last_pending_total_wh = v.last_pending_total_wh FROM v \
+           WHERE energy_state.inverter_id = v.inverter_id AND energy_state.user_id = ?",
 };
 
 /// The parts of a multi-row `INSERT … VALUES (…), (…) …`.

@@ -1,9 +1,9 @@
 //! `write_readings` on SQLite: one transaction on the single writer connection, rows written
-//! with multi-row statements (each sqlx call crosses to the connection's worker thread, so the
-//! number of statements, not of rows, dominates), rollups and energy maintained in the same
-//! transaction.
+//! and read with multi-row statements (each sqlx call crosses to the connection's worker
+//! thread, so the number of statements, not of rows or inverters, dominates), rollups and energy
+//! maintained in the same transaction.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use deyehard_core::{DcReading, InverterId, Reading, TenantScope};
@@ -11,12 +11,14 @@ use sqlx::{AssertSqlSafe, Transaction};
 
 use super::dialect::{self, MultiRow};
 use super::{Db, SqliteStore};
-use crate::common::energy::TargetRow;
+use crate::common::energy::{
+    BucketSpan, BucketWrite, DaySpan, DayWrite, InverterDayRow, Target, TargetRow,
+};
 use crate::common::write::{self as shared, Deltas, Item, WriteInput, finite};
 use crate::common::{Access, uid};
 use crate::model::WriteOutcome;
 use crate::ts::Ts;
-use crate::{ReadingWriter, StoreResult, sql};
+use crate::{ReadingWriter, StoreResult};
 
 /// Rows per statement, largest first. Any row count splits into these sizes, so each table
 /// needs at most eight statement texts, all of which stay in the connection's statement cache
@@ -45,15 +47,7 @@ impl SqliteStore {
         user: i64,
         batch: &[WriteInput<'_>],
     ) -> StoreResult<Vec<WriteOutcome>> {
-        let mut targets = Vec::new();
-        for id in shared::inverter_ids(batch) {
-            let target: Option<TargetRow> = sqlx::query_as(dialect::WRITE_TARGET)
-                .bind(user)
-                .bind(id)
-                .fetch_optional(&mut **tx)
-                .await?;
-            targets.extend(target);
-        }
+        let targets = write_targets(tx, user, &shared::inverter_ids(batch)).await?;
         let owned: HashSet<i64> = targets.iter().map(|t| t.inverter_id).collect();
         let (mut outcomes, items) = shared::prepare(batch, &owned);
         let inserted = insert_measurements(tx, user, &items).await?;
@@ -62,38 +56,129 @@ impl SqliteStore {
         let (five, hour) = shared::power_deltas(&stored);
         upsert_rollups(tx, user, &five, &hour).await?;
         Self::upkeep_energy(tx, user, targets, &stored).await?;
-        for (id, seen_at) in shared::seen_times(batch, &owned) {
-            sqlx::query(sql::INVERTER_TOUCH)
-                .bind(user)
-                .bind(id)
-                .bind(seen_at)
-                .execute(&mut **tx)
-                .await?;
+        let seen: Vec<(i64, Ts)> = shared::seen_times(batch, &owned).into_iter().collect();
+        for chunk in chunks(&seen) {
+            let mut query =
+                sqlx::query(AssertSqlSafe(multi_row(&dialect::TOUCH_MANY, chunk.len())));
+            for (id, seen_at) in chunk {
+                query = query.bind(*id).bind(*seen_at);
+            }
+            query.bind(user).execute(&mut **tx).await?;
         }
         Ok(outcomes)
     }
 
-    /// Sets the energy of 5-minute buckets of one inverter.
-    async fn set_bucket_energy(
+    /// The stored days of each span.
+    async fn day_rows_in(
         tx: &mut Transaction<'static, Db>,
         user: i64,
-        inverter: i64,
-        buckets: &BTreeMap<Ts, f64>,
+        spans: &[DaySpan],
+    ) -> StoreResult<Vec<InverterDayRow>> {
+        let mut rows = Vec::new();
+        for chunk in chunks(spans) {
+            let sql = multi_row(&dialect::DAY_ROWS_IN, chunk.len());
+            let mut query = sqlx::query_as::<_, InverterDayRow>(AssertSqlSafe(sql));
+            for span in chunk {
+                query = query.bind(span.inverter).bind(span.first).bind(span.last);
+            }
+            rows.extend(query.bind(user).fetch_all(&mut **tx).await?);
+        }
+        Ok(rows)
+    }
+
+    /// The stored bucket energies of each span.
+    async fn bucket_energies_in(
+        tx: &mut Transaction<'static, Db>,
+        user: i64,
+        spans: &[BucketSpan],
+    ) -> StoreResult<Vec<(i64, Ts, f64)>> {
+        let mut rows = Vec::new();
+        for chunk in chunks(spans) {
+            let sql = multi_row(&dialect::BUCKET_ENERGIES_IN, chunk.len());
+            let mut query = sqlx::query_as::<_, (i64, Ts, f64)>(AssertSqlSafe(sql));
+            for span in chunk {
+                query = query.bind(span.inverter).bind(span.first).bind(span.last);
+            }
+            rows.extend(query.bind(user).fetch_all(&mut **tx).await?);
+        }
+        Ok(rows)
+    }
+
+    /// Writes `daily_energy` rows (unique (inverter, day) keys).
+    async fn upsert_days(
+        tx: &mut Transaction<'static, Db>,
+        user: i64,
+        days: &[DayWrite<'_>],
+        now: Ts,
     ) -> StoreResult<()> {
-        let rows: Vec<(&Ts, &f64)> = buckets.iter().collect();
-        for chunk in chunks(&rows) {
+        for chunk in chunks(days) {
+            let sql = multi_row(&dialect::DAY_UPSERT, chunk.len());
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for d in chunk {
+                let end = &d.fold.end_state;
+                query = query
+                    .bind(d.inverter)
+                    .bind(d.day)
+                    .bind(user)
+                    .bind(d.fold.totals.energy_wh)
+                    .bind(d.fold.totals.peak_power_w)
+                    .bind(d.fold.samples())
+                    .bind(end.last_time.map(Ts::new))
+                    .bind(end.last_power_w)
+                    .bind(end.last_yield_day_wh)
+                    .bind(end.last_yield_total_wh)
+                    .bind(end.pending_yield_total_wh)
+                    .bind(now);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Sets the energy of 5-minute buckets (unique (inverter, bucket) keys).
+    async fn set_bucket_energies(
+        tx: &mut Transaction<'static, Db>,
+        user: i64,
+        buckets: &[BucketWrite],
+    ) -> StoreResult<()> {
+        for chunk in chunks(buckets) {
             let mut query = sqlx::query(AssertSqlSafe(multi_row(
                 &dialect::SET_BUCKET_ENERGY,
                 chunk.len(),
             )));
-            for (bucket, energy_wh) in chunk {
+            for b in chunk {
                 query = query
-                    .bind(inverter)
-                    .bind(**bucket)
+                    .bind(b.inverter)
+                    .bind(b.bucket)
                     .bind(user)
-                    .bind(**energy_wh);
+                    .bind(b.energy_wh);
             }
             query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Stores the energy state of each target.
+    async fn update_states(
+        tx: &mut Transaction<'static, Db>,
+        user: i64,
+        targets: &[Target],
+    ) -> StoreResult<()> {
+        for chunk in chunks(targets) {
+            let sql = multi_row(&dialect::STATE_UPDATE, chunk.len());
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for t in chunk {
+                let state = &t.state;
+                query = query
+                    .bind(t.inverter)
+                    .bind(t.last_sample_time)
+                    .bind(state.last_time.map(Ts::new))
+                    .bind(state.last_power_w)
+                    .bind(state.last_yield_day_wh)
+                    .bind(state.last_yield_total_wh)
+                    .bind(state.pending_yield_total_wh);
+            }
+            query.bind(user).execute(&mut **tx).await?;
         }
         Ok(())
     }
@@ -133,6 +218,24 @@ pub(super) fn chunks<T>(rows: &[T]) -> Vec<&[T]> {
         }
     }
     out
+}
+
+/// The write targets among `ids` (ascending) that belong to the scope.
+async fn write_targets(
+    tx: &mut Transaction<'static, Db>,
+    user: i64,
+    ids: &[i64],
+) -> StoreResult<Vec<TargetRow>> {
+    let mut targets = Vec::with_capacity(ids.len());
+    for chunk in chunks(ids) {
+        let sql = multi_row(&dialect::WRITE_TARGETS, chunk.len());
+        let mut query = sqlx::query_as::<_, TargetRow>(AssertSqlSafe(sql));
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        targets.extend(query.bind(user).fetch_all(&mut **tx).await?);
+    }
+    Ok(targets)
 }
 
 /// Inserts the AC rows; returns the (inverter, time) keys actually inserted.

@@ -433,3 +433,109 @@ pub async fn a_late_reading_recomputes_only_nearby_days(db: TestDb) {
     readings.insert(noon, late);
     assert_days_match_core(&stored_days(&db, &scope, inverter).await, &readings, BERLIN);
 }
+
+/// Batches that mix several inverters (in-order ones together with one that has late readings)
+/// give every inverter the same days and bars as writing its readings alone.
+pub async fn batches_of_many_inverters_keep_each_inverters_energy(db: TestDb) {
+    let scope = db.tenant_in("a@example.org", "Europe/Berlin").await;
+    // three different series: plain days, a counter reset on the second day, the second day
+    // alone
+    let series: Vec<Vec<Reading>> = {
+        let (mut total, mut stale) = (10_000.0, 0.0);
+        let mut plain = Vec::new();
+        for d in 14..=15 {
+            let day = production_day(date(2025, 6, d), &mut total, None, stale);
+            stale = day.last().and_then(|r| r.yield_day_wh).unwrap();
+            plain.extend(day);
+        }
+        let (mut total, mut stale) = (70_000.0, 0.0);
+        let mut reset = Vec::new();
+        for d in 14..=15 {
+            let reset_to = (d == 15).then_some(5.0);
+            let mut day = production_day(date(2025, 6, d), &mut total, reset_to, stale);
+            for r in &mut day {
+                r.power_ac_w = r.power_ac_w.map(|p| p * 0.5);
+            }
+            stale = day.last().and_then(|r| r.yield_day_wh).unwrap();
+            reset.extend(day);
+        }
+        let mut total = 500.0;
+        let single = production_day(date(2025, 6, 15), &mut total, None, 0.0);
+        vec![plain, reset, single]
+    };
+    let mut alone = Vec::new();
+    let mut mixed = Vec::new();
+    for (n, readings) in series.iter().enumerate() {
+        let reference = db.inverter(&scope, &format!("11417222{n:04}")).await;
+        write_in_chunks(&db, &scope, reference, readings, 1000).await;
+        alone.push(reference);
+        mixed.push(db.inverter(&scope, &format!("11417223{n:04}")).await);
+    }
+    // every 7th reading of the second series is held back and arrives late, in batches that
+    // also carry in-order readings of the others
+    let held_back: Vec<Reading> = series[1].iter().step_by(7).cloned().collect();
+    let on_time: Vec<Vec<Reading>> = series
+        .iter()
+        .enumerate()
+        .map(|(n, readings)| {
+            readings
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| n != 1 || i % 7 != 0)
+                .map(|(_, r)| r.clone())
+                .collect()
+        })
+        .collect();
+    let chunk = 40;
+    let rounds = on_time
+        .iter()
+        .map(|r| r.len().div_ceil(chunk))
+        .max()
+        .unwrap();
+    for round in 0..rounds {
+        let mut batch = Vec::new();
+        for (n, readings) in on_time.iter().enumerate() {
+            let part = readings.iter().skip(round * chunk).take(chunk);
+            batch.extend(part.map(|r| (mixed[n], r.clone())));
+        }
+        if round >= rounds / 2 {
+            let late = held_back.iter().skip((round - rounds / 2) * 9).take(9);
+            batch.extend(late.map(|r| (mixed[1], r.clone())));
+        }
+        db.store
+            .write_readings(&scope, &batch, Utc::now())
+            .await
+            .unwrap();
+    }
+    let rest: Vec<_> = held_back
+        .iter()
+        .skip((rounds - rounds / 2) * 9)
+        .map(|r| (mixed[1], r.clone()))
+        .collect();
+    db.store
+        .write_readings(&scope, &rest, Utc::now())
+        .await
+        .unwrap();
+
+    for n in 0..series.len() {
+        let want = stored_days(&db, &scope, alone[n]).await;
+        assert!(!want.is_empty());
+        assert_eq!(
+            stored_days(&db, &scope, mixed[n]).await,
+            want,
+            "series {n}: days"
+        );
+        assert_days_match_core(&want, &series[n], BERLIN);
+        for d in 14..=15 {
+            let bars = |inverter| {
+                db.store
+                    .energy_buckets(&scope, inverter, Period::Day, date(2025, 6, d))
+            };
+            assert_eq!(
+                bars(mixed[n]).await.unwrap(),
+                bars(alone[n]).await.unwrap(),
+                "series {n}: bars of June {d}"
+            );
+        }
+    }
+}

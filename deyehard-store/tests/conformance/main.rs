@@ -84,6 +84,7 @@ conformance! {
     energy::late_readings_give_the_same_energy,
     energy::energy_views_and_summary,
     energy::a_late_reading_recomputes_only_nearby_days,
+    energy::batches_of_many_inverters_keep_each_inverters_energy,
     devices::unclaimed_logger_and_take_after_claim,
     devices::raw_frames_of_claimed_loggers,
     frames::logger_frames_are_written_in_one_batch,

@@ -35,6 +35,7 @@ pub async fn set_user_flags(
         return Err(ApiError::Unprocessable(NOT_YOURSELF.to_owned()));
     }
     state.store.admin_set_user_flags(actor, user, flags).await?;
+    state.api_keys.forget_user(user);
     tracing::info!(%user, by = %actor.user_id(), active = flags.is_active, verified = flags.is_verified, admin = flags.is_superuser, "user flags set by an admin");
     Ok(())
 }
@@ -53,6 +54,8 @@ pub async fn delete_user(
         return Err(ApiError::Unprocessable(NOT_YOURSELF.to_owned()));
     }
     state.store.admin_delete_user(actor, user).await?;
+    state.api_keys.forget_user(user);
+    state.batcher.forget_inverters(user);
     tracing::info!(%user, by = %actor.user_id(), "user deleted by an admin");
     Ok(())
 }
@@ -134,6 +137,8 @@ pub async fn reassign_inverter(
             }
             other => other.into(),
         })?;
+    // Both the old and the new owner's serial maps changed.
+    state.batcher.forget_all_inverters();
     let owner_email = state
         .store
         .user_by_id_unscoped(moved.owner)

@@ -249,11 +249,7 @@ impl InvertersApi {
         id: Path<i64>,
     ) -> DeletedReply {
         let scope = auth.into_inner().scope;
-        match state
-            .store
-            .delete_inverter(&scope, InverterId::new(id.0))
-            .await
-        {
+        match delete_inverter(&state, &scope, InverterId::new(id.0)).await {
             Ok(()) => DeletedReply::Deleted,
             Err(e) => ApiError::from(e).into(),
         }
@@ -309,6 +305,7 @@ pub async fn create_inverter(
     auth.require_verified(VerifiedOnly::RegisterInverters)?;
     let fields = draft.parse().map_err(InverterFailure::Fields)?;
     let inverter = state.store.create_inverter(&auth.scope, &fields).await?;
+    state.batcher.forget_inverters(auth.scope.user_id());
     if let Some(logger) = inverter.logger_serial {
         backfill(state, &auth.scope, logger).await;
     }
@@ -329,12 +326,28 @@ pub async fn update_inverter(
     let before = state.store.inverter(scope, id).await?;
     let fields = draft.parse().map_err(InverterFailure::Fields)?;
     let inverter = state.store.update_inverter(scope, id, &fields).await?;
+    state.batcher.forget_inverters(scope.user_id());
     if let Some(logger) = inverter.logger_serial
         && before.logger_serial != Some(logger)
     {
         backfill(state, scope, logger).await;
     }
     Ok(inverter)
+}
+
+/// Deletes an inverter with all its readings (shared with the inverter pages); pushes of its
+/// serial are refused from now on.
+///
+/// # Errors
+/// 404 for another tenant's id, store errors.
+pub async fn delete_inverter(
+    state: &AppState,
+    scope: &TenantScope,
+    id: InverterId,
+) -> Result<(), StoreError> {
+    state.store.delete_inverter(scope, id).await?;
+    state.batcher.forget_inverters(scope.user_id());
+    Ok(())
 }
 
 /// Decodes the frames a just-claimed logger sent before; a failure is logged (the claim

@@ -2,9 +2,9 @@
 //! in the creation response, and stored only as a hash; lists show name, prefix and dates.
 
 use chrono::{DateTime, Utc};
-use deyehard_core::ApiKeyId;
 use deyehard_core::auth::api_key;
-use deyehard_store::{ApiKey, ApiKeyStore};
+use deyehard_core::{ApiKeyId, TenantScope};
+use deyehard_store::{ApiKey, ApiKeyStore, StoreError};
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -120,13 +120,26 @@ impl KeysApi {
         id: Path<i64>,
     ) -> poem::Result<Revoked> {
         let auth = auth.into_inner();
-        state
-            .store
-            .revoke_api_key(&auth.scope, ApiKeyId::new(id.0))
+        revoke_key(&state, &auth.scope, ApiKeyId::new(id.0))
             .await
             .map_err(ApiError::from)?;
         Ok(Revoked::Revoked)
     }
+}
+
+/// Revokes one of the caller's keys (shared with the keys page); pushes with it are refused
+/// from now on.
+///
+/// # Errors
+/// 404 for another tenant's key, store errors.
+pub async fn revoke_key(
+    state: &AppState,
+    scope: &TenantScope,
+    id: ApiKeyId,
+) -> Result<(), StoreError> {
+    state.store.revoke_api_key(scope, id).await?;
+    state.api_keys.forget_key(id);
+    Ok(())
 }
 
 /// Creates a key for a verified caller (shared with the keys page).

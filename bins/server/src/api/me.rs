@@ -384,6 +384,8 @@ pub async fn delete_account(
         .check(&format!("delete:{}", auth.user.id))?;
     check_current_password(state, auth, password).await?;
     state.store.delete_user(&auth.scope).await?;
+    state.api_keys.forget_user(auth.user.id);
+    state.batcher.forget_inverters(auth.user.id);
     tracing::info!(user = %auth.user.id, "account deleted");
     Ok(())
 }

@@ -44,6 +44,9 @@ pub struct IngestOptions {
     pub api_keys: ApiKeyOptions,
     /// Most readings written in one transaction by the group commit.
     pub max_batch_readings: usize,
+    /// Most concurrent write transactions of one tenant's pushes on PostgreSQL (SQLite has one
+    /// writer connection: always 1 there).
+    pub writers_per_tenant: usize,
 }
 
 impl Default for IngestOptions {
@@ -51,6 +54,7 @@ impl Default for IngestOptions {
         Self {
             api_keys: ApiKeyOptions::default(),
             max_batch_readings: 512,
+            writers_per_tenant: 4,
         }
     }
 }

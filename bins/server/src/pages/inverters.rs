@@ -24,7 +24,8 @@ use super::inverter_views::{ConnectHelp, FormView, InverterView, UnknownView};
 use super::{SignedIn, is_htmx, redirect, render, signed_in};
 use crate::api::inverter_input::{FieldErrors, InverterDraft};
 use crate::api::inverters::{
-    InverterFailure, create_inverter, fields_of, inverters_with_status, update_inverter,
+    InverterFailure, create_inverter, delete_inverter, fields_of, inverters_with_status,
+    update_inverter,
 };
 use crate::api::readings::user_zone;
 use crate::error::ApiError;
@@ -439,11 +440,7 @@ async fn delete(req: &Request, state: Data<&AppState>, Path(id): Path<i64>) -> R
         Ok(page) => page,
         Err(to_login) => return to_login,
     };
-    match state
-        .store
-        .delete_inverter(&page.auth.scope, InverterId::new(id))
-        .await
-    {
+    match delete_inverter(&state, &page.auth.scope, InverterId::new(id)).await {
         // HTMX swaps the list item for nothing.
         Ok(()) if is_htmx(req) => StatusCode::OK.into_response(),
         Ok(()) => redirect("/inverters?deleted=1"),

@@ -168,11 +168,7 @@ async fn revoke_submit(req: &Request, state: Data<&AppState>, Path(id): Path<i64
         Ok(page) => page,
         Err(to_login) => return to_login,
     };
-    match state
-        .store
-        .revoke_api_key(&page.auth.scope, ApiKeyId::new(id))
-        .await
-    {
+    match crate::api::keys::revoke_key(&state, &page.auth.scope, ApiKeyId::new(id)).await {
         Ok(()) => redirect("/account/keys?done=revoked"),
         Err(e) => {
             let (status, text) = error_text(page.layout.lang, &e.into());
