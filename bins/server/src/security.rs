@@ -6,7 +6,7 @@
 //!   `deyehard_csrf` cookie; pages embed [`CsrfToken`] in forms (`csrf_token` field) and in a
 //!   `<meta name="csrf-token">` that HTMX sends back as `X-CSRF-Token`. Every POST, PUT,
 //!   PATCH and DELETE must present a token matching the cookie, or gets 403: a JSON error on
-//!   `/api/`, elsewhere a page saying the form expired ([`crate::pages::csrf_failure`]). Exempt: calls
+//!   `/api/`, elsewhere a page saying the form expired (`pages::csrf_failure`). Exempt: calls
 //!   with `Authorization` or `X-API-Key` (no ambient credential) and `/api/` calls without a
 //!   session cookie.
 //! - [`client_ip`]: the client address, from `X-Forwarded-For` only behind trusted proxies.
