@@ -112,19 +112,22 @@ pub(crate) type Deltas = BTreeMap<(i64, Ts), RollupDelta>;
 /// New energies (Wh) of 5-minute buckets, keyed by (inverter, bucket start).
 pub(crate) type BucketEnergies = BTreeMap<(i64, Ts), f64>;
 
+/// A 5-minute rollup row to write: its key and power delta.
+pub(crate) type RollupRow = ((i64, Ts), RollupDelta);
+
 /// The 5-minute rollup rows a batch writes: power deltas with a new energy (buckets whose energy
 /// the in-order upkeep moved), and power deltas alone (energy unchanged). Each row is written
 /// once.
 pub(crate) fn rollup_rows(
     five: &Deltas,
     energies: &BucketEnergies,
-) -> (
-    Vec<((i64, Ts), RollupDelta, f64)>,
-    Vec<((i64, Ts), RollupDelta)>,
-) {
+) -> (Vec<(RollupRow, f64)>, Vec<RollupRow>) {
     let with_energy = energies
         .iter()
-        .map(|(key, energy_wh)| (*key, five.get(key).copied().unwrap_or_default(), *energy_wh))
+        .map(|(key, energy_wh)| {
+            let delta = five.get(key).copied().unwrap_or_default();
+            ((*key, delta), *energy_wh)
+        })
         .collect();
     let power_only = five
         .iter()
@@ -227,8 +230,8 @@ mod tests {
         assert_eq!(
             with_energy,
             vec![
-                ((1, bucket(0)), delta, 1.5),
-                ((2, bucket(0)), RollupDelta::default(), 0.5)
+                (((1, bucket(0)), delta), 1.5),
+                (((2, bucket(0)), RollupDelta::default()), 0.5)
             ]
         );
         assert_eq!(power_only, vec![((1, bucket(300_000)), delta)]);

@@ -14,7 +14,7 @@ use super::{Db, PgStore, dialect};
 use crate::common::energy::{
     BucketSpan, BucketWrite, DaySpan, DayWrite, InverterDayRow, Target, TargetRow,
 };
-use crate::common::write::{self as shared, BucketEnergies, Deltas, Item, finite};
+use crate::common::write::{self as shared, BucketEnergies, Deltas, Item, RollupRow, finite};
 use crate::common::{Access, uid};
 use crate::model::WriteOutcome;
 use crate::ts::Ts;
@@ -301,50 +301,17 @@ async fn upsert_rollups(
     energies: &BucketEnergies,
 ) -> StoreResult<()> {
     let (with_energy, power_only) = shared::rollup_rows(five, energies);
-    if !with_energy.is_empty() {
-        sqlx::query(dialect::UPSERT_5M_ENERGY)
-            .bind(user)
-            .bind(with_energy.iter().map(|r| r.0.0).collect::<Vec<i64>>())
-            .bind(with_energy.iter().map(|r| r.0.1).collect::<Vec<Ts>>())
-            .bind(
-                with_energy
-                    .iter()
-                    .map(|r| r.1.samples)
-                    .collect::<Vec<i64>>(),
-            )
-            .bind(
-                with_energy
-                    .iter()
-                    .map(|r| r.1.power_sum)
-                    .collect::<Vec<f64>>(),
-            )
-            .bind(
-                with_energy
-                    .iter()
-                    .map(|r| r.1.power_min)
-                    .collect::<Vec<Option<f64>>>(),
-            )
-            .bind(
-                with_energy
-                    .iter()
-                    .map(|r| r.1.power_max)
-                    .collect::<Vec<Option<f64>>>(),
-            )
-            .bind(with_energy.iter().map(|r| r.2).collect::<Vec<f64>>())
-            .execute(&mut **tx)
-            .await?;
-    }
-    for (statement, rows) in [
-        (dialect::UPSERT_5M, power_only),
-        (
-            dialect::UPSERT_1H,
-            hour.iter().map(|(k, d)| (*k, *d)).collect(),
-        ),
+    let (moved, energy): (Vec<RollupRow>, Vec<f64>) = with_energy.into_iter().unzip();
+    let hour: Vec<RollupRow> = hour.iter().map(|(key, delta)| (*key, *delta)).collect();
+    for (statement, rows, energy) in [
+        (dialect::UPSERT_5M_ENERGY, moved, Some(energy)),
+        (dialect::UPSERT_5M, power_only, None),
+        (dialect::UPSERT_1H, hour, None),
     ] {
         if rows.is_empty() {
             continue;
         }
-        sqlx::query(statement)
+        let mut query = sqlx::query(statement)
             .bind(user)
             .bind(rows.iter().map(|r| r.0.0).collect::<Vec<i64>>())
             .bind(rows.iter().map(|r| r.0.1).collect::<Vec<Ts>>())
@@ -359,9 +326,11 @@ async fn upsert_rollups(
                 rows.iter()
                     .map(|r| r.1.power_max)
                     .collect::<Vec<Option<f64>>>(),
-            )
-            .execute(&mut **tx)
-            .await?;
+            );
+        if let Some(energy) = energy {
+            query = query.bind(energy);
+        }
+        query.execute(&mut **tx).await?;
     }
     Ok(())
 }

@@ -317,7 +317,7 @@ async fn upsert_rollups(
             &dialect::UPSERT_5M_ENERGY,
             chunk.len(),
         )));
-        for ((inverter, bucket), delta, energy_wh) in chunk {
+        for (((inverter, bucket), delta), energy_wh) in chunk {
             query = query
                 .bind(*inverter)
                 .bind(*bucket)
