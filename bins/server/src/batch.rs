@@ -2,8 +2,8 @@
 //! transaction, and a push is answered only after that transaction committed.
 //!
 //! Each tenant has a queue and up to [`Batcher::new`]'s `max_writers` writer tasks (one on
-//! SQLite, whose single writer connection serializes everything anyway; a few on PostgreSQL, so
-//! that one batch's statements and commit overlap the next batch's). A push joins its tenant's
+//! SQLite, whose single writer connection serializes everything anyway; two by default on
+//! PostgreSQL, so that one batch's round trips and commit overlap the next batch's). A push joins its tenant's
 //! queue and, if fewer writers than allowed are running, starts one. A writer takes everything
 //! queued (up to `max_readings`), resolves the serials to the tenant's inverters, writes the
 //! batch with one [`ReadingWriter::write_readings`], answers every push of the batch and loops

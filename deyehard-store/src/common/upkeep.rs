@@ -1,6 +1,9 @@
 //! The database side of energy maintenance (see [`crate::common::energy`] for the rules), shared
 //! by both backends. Each backend provides the batched statements: `day_rows_in`,
 //! `bucket_energies_in`, `upsert_days`, `set_bucket_energies` and `update_states`.
+//!
+//! The bucket energies of the in-order inverters are returned rather than written: the caller
+//! writes them with the batch's power deltas, so each touched bucket row is written once.
 
 /// Expands the energy upkeep methods for a backend store type.
 macro_rules! impl_energy_upkeep {
@@ -9,13 +12,15 @@ macro_rules! impl_energy_upkeep {
             /// Maintains `daily_energy`, the bucket energies and `energy_state` for the items
             /// just stored. The inverters whose items are all newer than their stored samples
             /// (the usual case) are handled together, with a fixed number of statements per
-            /// batch; each inverter with late items is recomputed on its own.
+            /// batch, and their new bucket energies are returned for the caller to write (with
+            /// the power deltas); each inverter with late items is recomputed and written on its
+            /// own.
             async fn upkeep_energy(
                 tx: &mut sqlx::Transaction<'static, Db>,
                 user: i64,
                 targets: Vec<$crate::common::energy::TargetRow>,
                 stored: &[$crate::common::write::Item<'_>],
-            ) -> $crate::StoreResult<()> {
+            ) -> $crate::StoreResult<$crate::common::write::BucketEnergies> {
                 let groups = $crate::common::write::by_inverter(stored);
                 let mut in_order = Vec::new();
                 let mut done = Vec::with_capacity(targets.len());
@@ -32,17 +37,18 @@ macro_rules! impl_energy_upkeep {
                         done.push(target);
                     }
                 }
-                Self::energy_in_order(tx, user, &mut in_order).await?;
+                let energies = Self::energy_in_order(tx, user, &mut in_order).await?;
                 for (mut target, items) in in_order {
                     target.saw(items);
                     done.push(target);
                 }
-                Self::update_states(tx, user, &done).await
+                Self::update_states(tx, user, &done).await?;
+                Ok(energies)
             }
 
             /// Inverters whose items are all newer than anything stored: continue the stored
-            /// totals. Reads the touched days and buckets of all of them in two statements and
-            /// writes them back in two.
+            /// totals. Reads the touched days and buckets of all of them in two statements,
+            /// writes the days in one and returns the new bucket energies.
             async fn energy_in_order(
                 tx: &mut sqlx::Transaction<'static, Db>,
                 user: i64,
@@ -50,7 +56,7 @@ macro_rules! impl_energy_upkeep {
                     $crate::common::energy::Target,
                     &[$crate::common::write::Item<'_>],
                 )],
-            ) -> $crate::StoreResult<()> {
+            ) -> $crate::StoreResult<$crate::common::write::BucketEnergies> {
                 use std::collections::HashMap;
                 use $crate::common::energy;
                 let mut day_spans = Vec::with_capacity(batch.len());
@@ -73,7 +79,7 @@ macro_rules! impl_energy_upkeep {
                     });
                 }
                 if day_spans.is_empty() {
-                    return Ok(());
+                    return Ok($crate::common::write::BucketEnergies::new());
                 }
                 let mut days: HashMap<i64, Vec<energy::DayRow>> = HashMap::new();
                 for row in Self::day_rows_in(tx, user, &day_spans).await? {
@@ -97,7 +103,16 @@ macro_rules! impl_energy_upkeep {
                     fold.run(&mut target.state, samples, target.tz, &target.rules);
                     folds.push((target.inverter, fold));
                 }
-                Self::write_folds(tx, user, &folds).await
+                Self::upsert_days(tx, user, &Self::day_writes(&folds), $crate::ts::Ts::now())
+                    .await?;
+                Ok(folds
+                    .iter()
+                    .flat_map(|(inverter, fold)| {
+                        fold.buckets
+                            .iter()
+                            .map(move |(bucket, energy_wh)| ((*inverter, *bucket), *energy_wh))
+                    })
+                    .collect())
             }
 
             /// Some items are older than stored samples: recompute day by day from the first
@@ -198,17 +213,7 @@ macro_rules! impl_energy_upkeep {
                 user: i64,
                 folds: &[(i64, $crate::common::energy::Fold)],
             ) -> $crate::StoreResult<()> {
-                use $crate::common::energy::{BucketWrite, DayWrite};
-                let days: Vec<DayWrite<'_>> = folds
-                    .iter()
-                    .flat_map(|(inverter, fold)| {
-                        fold.days.iter().map(|(day, folded)| DayWrite {
-                            inverter: *inverter,
-                            day: *day,
-                            fold: folded,
-                        })
-                    })
-                    .collect();
+                use $crate::common::energy::BucketWrite;
                 let buckets: Vec<BucketWrite> = folds
                     .iter()
                     .flat_map(|(inverter, fold)| {
@@ -219,8 +224,27 @@ macro_rules! impl_energy_upkeep {
                         })
                     })
                     .collect();
-                Self::upsert_days(tx, user, &days, $crate::ts::Ts::now()).await?;
+                Self::upsert_days(tx, user, &Self::day_writes(folds), $crate::ts::Ts::now())
+                    .await?;
                 Self::set_bucket_energies(tx, user, &buckets).await
+            }
+
+            /// The day rows the folds touched (one fold per inverter).
+            fn day_writes(
+                folds: &[(i64, $crate::common::energy::Fold)],
+            ) -> Vec<$crate::common::energy::DayWrite<'_>> {
+                folds
+                    .iter()
+                    .flat_map(|(inverter, fold)| {
+                        fold.days
+                            .iter()
+                            .map(|(day, folded)| $crate::common::energy::DayWrite {
+                                inverter: *inverter,
+                                day: *day,
+                                fold: folded,
+                            })
+                    })
+                    .collect()
             }
         }
     };

@@ -150,6 +150,34 @@ impl RollupDelta {
 /// Rollup deltas keyed by (inverter, bucket start).
 pub(crate) type Deltas = BTreeMap<(i64, Ts), RollupDelta>;
 
+/// New energies (Wh) of 5-minute buckets, keyed by (inverter, bucket start).
+pub(crate) type BucketEnergies = BTreeMap<(i64, Ts), f64>;
+
+/// A 5-minute rollup row to write: its key and power delta.
+pub(crate) type RollupRow = ((i64, Ts), RollupDelta);
+
+/// The 5-minute rollup rows a batch writes: power deltas with a new energy (buckets whose energy
+/// the in-order upkeep moved), and power deltas alone (energy unchanged). Each row is written
+/// once.
+pub(crate) fn rollup_rows(
+    five: &Deltas,
+    energies: &BucketEnergies,
+) -> (Vec<(RollupRow, f64)>, Vec<RollupRow>) {
+    let with_energy = energies
+        .iter()
+        .map(|(key, energy_wh)| {
+            let delta = five.get(key).copied().unwrap_or_default();
+            ((*key, delta), *energy_wh)
+        })
+        .collect();
+    let power_only = five
+        .iter()
+        .filter(|(key, _)| !energies.contains_key(key))
+        .map(|(key, delta)| (*key, *delta))
+        .collect();
+    (with_energy, power_only)
+}
+
 /// Start of the `step_ms` bucket containing `time`.
 pub(crate) fn bucket_of(time: Ts, step_ms: i64) -> Ts {
     let start = time.millis().div_euclid(step_ms) * step_ms;
@@ -232,6 +260,29 @@ mod tests {
                 WriteOutcome::Duplicate
             ]
         );
+    }
+
+    #[test]
+    fn rollup_rows_write_each_bucket_once() {
+        let bucket = |ms| Ts::from_millis(ms).unwrap_or_else(Ts::now);
+        let delta = RollupDelta {
+            samples: 2,
+            power_sum: 10.0,
+            power_min: Some(4.0),
+            power_max: Some(6.0),
+        };
+        let five = Deltas::from([((1, bucket(0)), delta), ((1, bucket(300_000)), delta)]);
+        // energy moved in one bucket with power and in one without (no power sample)
+        let energies = BucketEnergies::from([((1, bucket(0)), 1.5), ((2, bucket(0)), 0.5)]);
+        let (with_energy, power_only) = rollup_rows(&five, &energies);
+        assert_eq!(
+            with_energy,
+            vec![
+                (((1, bucket(0)), delta), 1.5),
+                (((2, bucket(0)), RollupDelta::default()), 0.5)
+            ]
+        );
+        assert_eq!(power_only, vec![((1, bucket(300_000)), delta)]);
     }
 
     #[test]

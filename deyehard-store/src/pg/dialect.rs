@@ -88,8 +88,8 @@ pub(crate) const INSERT_DC: &str = "INSERT INTO dc_measurements (inverter_id, ti
      AS u(inverter_id, time, channel, name, power_w, voltage_v, current_a, yield_day_wh, \
      yield_total_wh, irradiation_pct) ON CONFLICT DO NOTHING";
 
-/// Adds power deltas to 5-minute rollup buckets (keys unique within the statement; the
-/// energy is set separately).
+/// Adds power deltas to 5-minute rollup buckets, keeping their energy (keys unique within the
+/// statement).
 pub(crate) const UPSERT_5M: &str = "INSERT INTO rollup_5m (inverter_id, bucket, user_id, \
      samples, power_sum, power_min, power_max, energy_wh) SELECT u.inverter_id, u.bucket, $1, \
      u.samples, u.power_sum, u.power_min, u.power_max, 0 \
@@ -100,6 +100,21 @@ pub(crate) const UPSERT_5M: &str = "INSERT INTO rollup_5m (inverter_id, bucket, 
      power_sum = rollup_5m.power_sum + excluded.power_sum, \
      power_min = LEAST(rollup_5m.power_min, excluded.power_min), \
      power_max = GREATEST(rollup_5m.power_max, excluded.power_max)";
+
+/// Adds power deltas to 5-minute rollup buckets and sets their energy (keys unique within the
+/// statement).
+pub(crate) const UPSERT_5M_ENERGY: &str = "INSERT INTO rollup_5m (inverter_id, bucket, user_id, \
+     samples, power_sum, power_min, power_max, energy_wh) SELECT u.inverter_id, u.bucket, $1, \
+     u.samples, u.power_sum, u.power_min, u.power_max, u.energy_wh \
+     FROM UNNEST($2::bigint[], $3::timestamptz[], $4::bigint[], $5::float8[], $6::float8[], \
+     $7::float8[], $8::float8[]) AS u(inverter_id, bucket, samples, power_sum, power_min, \
+     power_max, energy_wh) \
+     ON CONFLICT (inverter_id, bucket) DO UPDATE SET \
+     samples = rollup_5m.samples + excluded.samples, \
+     power_sum = rollup_5m.power_sum + excluded.power_sum, \
+     power_min = LEAST(rollup_5m.power_min, excluded.power_min), \
+     power_max = GREATEST(rollup_5m.power_max, excluded.power_max), \
+     energy_wh = excluded.energy_wh";
 
 /// Sets the energy of 5-minute buckets (keys unique within the statement).
 pub(crate) const SET_BUCKET_ENERGY: &str = "INSERT INTO rollup_5m (inverter_id, bucket, user_id, \

@@ -69,11 +69,22 @@ impl PgStore {
     /// A transaction as `deyehard_app` for `access`, opened in one round trip: `BEGIN` and the
     /// settings go out as one simple-protocol message.
     async fn begin(&self, access: Access<'_>) -> StoreResult<Transaction<'static, Db>> {
-        // Safe to format: the tenant is an integer (or empty) and the flag a fixed word.
+        self.begin_with_settings(access, "").await
+    }
+
+    /// Like [`Self::begin`], with `extra` (`, set_config(…)` calls, fixed text) in the same
+    /// message.
+    async fn begin_with_settings(
+        &self,
+        access: Access<'_>,
+        extra: &'static str,
+    ) -> StoreResult<Transaction<'static, Db>> {
+        // Safe to format: the tenant is an integer (or empty), the flag a fixed word and
+        // `extra` a constant.
         let statement = format!(
             "BEGIN; SELECT set_config('role', 'deyehard_app', true), \
              set_config('app.current_user_id', '{}', true), \
-             set_config('app.cross_tenant', '{}', true)",
+             set_config('app.cross_tenant', '{}', true){extra}",
             access.tenant_setting(),
             access.cross_tenant_setting()
         );

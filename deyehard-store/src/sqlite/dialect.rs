@@ -49,7 +49,20 @@ pub(crate) const DC_MEASUREMENTS: MultiRow = MultiRow {
     tail: "ON CONFLICT DO NOTHING",
 };
 
-/// Adds power deltas to 5-minute rollup buckets (their energy is set separately).
+/// Adds power deltas to 5-minute rollup buckets and sets their energy.
+pub(crate) const UPSERT_5M_ENERGY: MultiRow = MultiRow {
+    head: "INSERT INTO rollup_5m (inverter_id, bucket, user_id, samples, power_sum, power_min, \
+           power_max, energy_wh)",
+    row: "(?, ?, ?, ?, ?, ?, ?, ?)",
+    tail: "ON CONFLICT (inverter_id, bucket) DO UPDATE SET samples = samples + excluded.samples, \
+           power_sum = power_sum + excluded.power_sum, \
+           power_min = CASE WHEN power_min IS NULL OR excluded.power_min < power_min \
+           THEN excluded.power_min ELSE power_min END, \
+           power_max = CASE WHEN power_max IS NULL OR excluded.power_max > power_max \
+           THEN excluded.power_max ELSE power_max END, energy_wh = excluded.energy_wh",
+};
+
+/// Adds power deltas to 5-minute rollup buckets, keeping their energy.
 pub(crate) const UPSERT_5M: MultiRow = MultiRow {
     head: "INSERT INTO rollup_5m (inverter_id, bucket, user_id, samples, power_sum, power_min, \
            power_max, energy_wh)",

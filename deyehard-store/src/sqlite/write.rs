@@ -14,7 +14,7 @@ use super::{Db, SqliteStore};
 use crate::common::energy::{
     BucketSpan, BucketWrite, DaySpan, DayWrite, InverterDayRow, Target, TargetRow,
 };
-use crate::common::write::{self as shared, Deltas, Item, WriteInput, finite};
+use crate::common::write::{self as shared, BucketEnergies, Deltas, Item, WriteInput, finite};
 use crate::common::{Access, uid};
 use crate::model::WriteOutcome;
 use crate::ts::Ts;
@@ -53,9 +53,9 @@ impl SqliteStore {
         let inserted = insert_measurements(tx, user, &items).await?;
         let stored = shared::mark_stored(&mut outcomes, &items, &inserted);
         insert_dc(tx, user, &stored).await?;
+        let energies = Self::upkeep_energy(tx, user, targets, &stored).await?;
         let (five, hour) = shared::power_deltas(&stored);
-        upsert_rollups(tx, user, &five, &hour).await?;
-        Self::upkeep_energy(tx, user, targets, &stored).await?;
+        upsert_rollups(tx, user, &five, &hour, &energies).await?;
         let seen: Vec<(i64, Ts)> = shared::seen_times(batch, &owned).into_iter().collect();
         for chunk in chunks(&seen) {
             let mut query =
@@ -305,15 +305,39 @@ async fn insert_dc(
     Ok(())
 }
 
-/// Adds the batch's power deltas to the 5-minute and hourly rollups.
+/// Adds the batch's power deltas to the 5-minute and hourly rollups and sets the bucket
+/// energies the in-order upkeep moved: each touched row is written once.
 async fn upsert_rollups(
     tx: &mut Transaction<'static, Db>,
     user: i64,
     five: &Deltas,
     hour: &Deltas,
+    energies: &BucketEnergies,
 ) -> StoreResult<()> {
-    for (statement, deltas) in [(&dialect::UPSERT_5M, five), (&dialect::UPSERT_1H, hour)] {
-        let rows: Vec<_> = deltas.iter().collect();
+    let (with_energy, power_only) = shared::rollup_rows(five, energies);
+    for chunk in chunks(&with_energy) {
+        let mut query = sqlx::query(AssertSqlSafe(multi_row(
+            &dialect::UPSERT_5M_ENERGY,
+            chunk.len(),
+        )));
+        for (((inverter, bucket), delta), energy_wh) in chunk {
+            query = query
+                .bind(*inverter)
+                .bind(*bucket)
+                .bind(user)
+                .bind(delta.samples)
+                .bind(delta.power_sum)
+                .bind(delta.power_min)
+                .bind(delta.power_max)
+                .bind(*energy_wh);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    let hour: Vec<_> = hour.iter().map(|(key, delta)| (*key, *delta)).collect();
+    for (statement, rows) in [
+        (&dialect::UPSERT_5M, power_only),
+        (&dialect::UPSERT_1H, hour),
+    ] {
         for chunk in chunks(&rows) {
             let mut query = sqlx::query(AssertSqlSafe(multi_row(statement, chunk.len())));
             for ((inverter, bucket), delta) in chunk {

@@ -45,7 +45,8 @@ pub struct IngestOptions {
     /// Most readings written in one transaction by the group commit.
     pub max_batch_readings: usize,
     /// Most concurrent write transactions of one tenant's pushes on PostgreSQL (SQLite has one
-    /// writer connection: always 1 there).
+    /// writer connection: always 1 there). Two overlap one batch's round trips with the next
+    /// batch; more only make the batches smaller (measured: no gain at 4 on two cores).
     pub writers_per_tenant: usize,
 }
 
@@ -54,7 +55,7 @@ impl Default for IngestOptions {
         Self {
             api_keys: ApiKeyOptions::default(),
             max_batch_readings: 512,
-            writers_per_tenant: 4,
+            writers_per_tenant: 2,
         }
     }
 }
