@@ -44,6 +44,29 @@ pub fn with_database(url: &str, db: &str) -> String {
     format!("{server}/{db}")
 }
 
+/// Runs `$body` with `$conn` bound to a fresh connection (as the login role) to the test
+/// database of `$store`, whichever backend it is.
+macro_rules! on_raw_connection {
+    ($store:expr, |$conn:ident| $body:expr) => {
+        match $store.pg_database() {
+            None => {
+                let path = $store.dir.path().join("deyehard.db");
+                let mut $conn =
+                    sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+                        .await
+                        .expect("raw SQLite connection");
+                $body
+            }
+            Some((admin, name)) => {
+                let mut $conn = sqlx::PgConnection::connect(&with_database(admin, name))
+                    .await
+                    .expect("raw PostgreSQL connection");
+                $body
+            }
+        }
+    };
+}
+
 impl TestStore {
     pub async fn new(backend: Backend) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
@@ -92,55 +115,23 @@ impl TestStore {
 
     /// Runs `sql` on this test's database outside the store (as the login role).
     pub async fn raw_execute(&self, sql: &str) {
-        match self.pg_database() {
-            None => {
-                let path = self.dir.path().join("deyehard.db");
-                let mut conn =
-                    sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
-                        .await
-                        .expect("raw SQLite connection");
-                sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
-                    .execute(&mut conn)
-                    .await
-                    .expect("raw statement");
-            }
-            Some((admin, name)) => {
-                let mut conn = sqlx::PgConnection::connect(&with_database(admin, name))
-                    .await
-                    .expect("raw PostgreSQL connection");
-                sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
-                    .execute(&mut conn)
-                    .await
-                    .expect("raw statement");
-            }
-        }
+        on_raw_connection!(self, |conn| {
+            sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+                .execute(&mut conn)
+                .await
+                .expect("raw statement");
+        })
     }
 
     /// The number `sql` (a `SELECT count(*) …`) returns, read outside the store across
     /// tenants.
     pub async fn raw_count(&self, sql: &str) -> i64 {
-        match self.pg_database() {
-            None => {
-                let path = self.dir.path().join("deyehard.db");
-                let mut conn =
-                    sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
-                        .await
-                        .expect("raw SQLite connection");
-                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-                    .fetch_one(&mut conn)
-                    .await
-                    .expect("raw count")
-            }
-            Some((admin, name)) => {
-                let mut conn = sqlx::PgConnection::connect(&with_database(admin, name))
-                    .await
-                    .expect("raw PostgreSQL connection");
-                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-                    .fetch_one(&mut conn)
-                    .await
-                    .expect("raw count")
-            }
-        }
+        on_raw_connection!(self, |conn| {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                .fetch_one(&mut conn)
+                .await
+                .expect("raw count")
+        })
     }
 
     /// A verified user and a scope for them.
