@@ -131,7 +131,9 @@ impl DeviceSerial {
         if s.len() > Self::MAX_LEN {
             return Err(ParseIdError::TooLong { max: Self::MAX_LEN });
         }
-        if let Some(c) = s.chars().find(|c| !c.is_ascii_graphic()) {
+        // Bytes, not chars: the first byte that is not graphic ASCII starts the offending char.
+        let bad = s.bytes().position(|b| !b.is_ascii_graphic());
+        if let Some(c) = bad.and_then(|at| s.get(at..)?.chars().next()) {
             return Err(ParseIdError::BadCharacter(c));
         }
         Ok(Self(s.to_owned()))

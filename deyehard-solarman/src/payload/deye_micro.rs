@@ -183,25 +183,36 @@ impl DeyeMicroBody {
     }
 }
 
-/// `ac=… dc=… protocol=…` from the version strings present, in one allocation.
+/// `ac=… dc=… protocol=…` from the version strings present, in one allocation of the right size.
 fn firmware_version(f: &Fields<'_>) -> Option<String> {
     let parts = [
-        ("ac", AC_FIRMWARE),
-        ("dc", DC_FIRMWARE),
-        ("protocol", PROTOCOL_VERSION),
+        ("ac=", f.text_bytes(AC_FIRMWARE.0, AC_FIRMWARE.1)),
+        ("dc=", f.text_bytes(DC_FIRMWARE.0, DC_FIRMWARE.1)),
+        (
+            "protocol=",
+            f.text_bytes(PROTOCOL_VERSION.0, PROTOCOL_VERSION.1),
+        ),
     ];
-    let mut out = String::new();
-    for (name, (offset, len)) in parts {
-        if let Some(value) = f.text_ref(offset, len) {
-            if out.is_empty() {
-                out.reserve(48);
-            } else {
-                out.push(' ');
+    let len: usize = parts
+        .iter()
+        .filter_map(|(name, value)| value.map(|v| name.len() + v.max_len() + 1))
+        .sum();
+    if len == 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(len);
+    for (name, value) in parts {
+        if let Some(value) = value {
+            if !out.is_empty() {
+                out.push(b' ');
             }
-            out.extend([name, "=", &value]);
+            out.extend_from_slice(name.as_bytes());
+            value.push_to(&mut out);
         }
     }
-    (!out.is_empty()).then_some(out)
+    // Printable ASCII and U+FFFD only: always valid (validating ASCII once is cheaper than
+    // building the string char by char).
+    String::from_utf8(out).ok()
 }
 
 fn tenths(raw: u16) -> f64 {
@@ -239,6 +250,18 @@ mod tests {
         p[145..147].copy_from_slice(&818u16.to_be_bytes()); // PV1 81.8 kWh
         p[MPPT_COUNT] = mppt;
         p
+    }
+
+    #[test]
+    fn firmware_version_lists_the_strings_present_with_unprintable_bytes_replaced() {
+        let mut p = body_with(b"2305107146", 1);
+        p[AC_FIRMWARE.0..AC_FIRMWARE.0 + 8].copy_from_slice(b"V1.2.1.8");
+        p[PROTOCOL_VERSION.0..PROTOCOL_VERSION.0 + 4].copy_from_slice(b" V\x01 ");
+        let body = DeyeMicroBody::decode(&p).unwrap();
+        assert_eq!(
+            body.firmware_version.as_deref(),
+            Some("ac=V1.2.1.8 protocol=V\u{FFFD}")
+        );
     }
 
     #[test]

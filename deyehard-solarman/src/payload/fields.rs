@@ -87,30 +87,85 @@ impl<'a> Fields<'a> {
 
     /// [`text`](Self::text) borrowing the payload when the field is plain printable ASCII.
     pub(crate) fn text_ref(&self, offset: usize, len: usize) -> Option<Cow<'a, str>> {
-        let end = offset.saturating_add(len).min(self.payload.len());
-        let raw = self.payload.get(offset..end)?;
-        let raw = raw[..raw.iter().position(|&b| b == 0).unwrap_or(raw.len())].trim_ascii();
-        let printable = |b: &u8| b.is_ascii_graphic() || *b == b' ';
-        if raw.is_empty() {
-            None
-        } else if raw.iter().all(printable) {
-            std::str::from_utf8(raw).ok().map(Cow::Borrowed)
+        let text = self.text_bytes(offset, len)?;
+        if text.printable {
+            std::str::from_utf8(text.bytes).ok().map(Cow::Borrowed)
         } else {
-            let replaced = raw.iter().map(|b| {
-                if printable(b) {
-                    char::from(*b)
-                } else {
-                    char::REPLACEMENT_CHARACTER
-                }
-            });
-            Some(Cow::Owned(replaced.collect()))
+            let mut out = Vec::with_capacity(text.max_len());
+            text.push_to(&mut out);
+            // Printable ASCII and U+FFFD only: always valid.
+            String::from_utf8(out).ok().map(Cow::Owned)
         }
+    }
+
+    /// The bytes of the text field [`text`](Self::text) reads, before any replacement.
+    pub(crate) fn text_bytes(&self, offset: usize, len: usize) -> Option<Text<'a>> {
+        let end = offset.saturating_add(len).min(self.payload.len());
+        Text::new(self.payload.get(offset..end)?)
     }
 
     /// `len` raw bytes if the payload holds them all.
     pub(crate) fn optional(&self, offset: usize, len: usize) -> Option<&'a [u8]> {
         self.payload.get(offset..offset.checked_add(len)?)
     }
+}
+
+/// A text field's bytes: up to the first NUL, without surrounding ASCII white space, never empty.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Text<'a> {
+    bytes: &'a [u8],
+    /// Whether every byte is printable ASCII (the bytes are then the text as is).
+    printable: bool,
+}
+
+impl<'a> Text<'a> {
+    /// The text of a NUL-padded field.
+    fn new(raw: &'a [u8]) -> Option<Self> {
+        // One pass finds the NUL padding and whether everything before it is printable.
+        let mut end = raw.len();
+        let mut printable = true;
+        for (i, &b) in raw.iter().enumerate() {
+            if b == 0 {
+                end = i;
+                break;
+            }
+            printable &= is_printable(b);
+        }
+        let bytes = raw[..end].trim_ascii();
+        // Trimmed white space (a tab, say) may have been the only unprintable byte.
+        let printable = printable || bytes.iter().copied().all(is_printable);
+        (!bytes.is_empty()).then_some(Self { bytes, printable })
+    }
+
+    /// The UTF-8 length of the text after replacement, at most.
+    pub(crate) fn max_len(&self) -> usize {
+        if self.printable {
+            self.bytes.len()
+        } else {
+            self.bytes.len() * char::REPLACEMENT_CHARACTER.len_utf8()
+        }
+    }
+
+    /// Appends the text as UTF-8, each byte that is not printable ASCII replaced by U+FFFD.
+    pub(crate) fn push_to(&self, out: &mut Vec<u8>) {
+        if self.printable {
+            out.extend_from_slice(self.bytes);
+        } else {
+            let mut replacement = [0; 4];
+            let replacement = char::REPLACEMENT_CHARACTER.encode_utf8(&mut replacement);
+            for &b in self.bytes {
+                if is_printable(b) {
+                    out.push(b);
+                } else {
+                    out.extend_from_slice(replacement.as_bytes());
+                }
+            }
+        }
+    }
+}
+
+fn is_printable(b: u8) -> bool {
+    b.is_ascii_graphic() || b == b' '
 }
 
 #[cfg(test)]
@@ -141,5 +196,12 @@ mod tests {
         assert_eq!(f.text(2, 2), None);
         assert_eq!(f.text(4, 40), Some("x\u{FFFD}".into()));
         assert_eq!(f.text(40, 4), None);
+    }
+
+    #[test]
+    fn trimmed_white_space_keeps_a_field_borrowed() {
+        let f = Fields::new(b"\tAB\t\0\x7F\t", "test");
+        assert!(matches!(f.text_ref(0, 5), Some(Cow::Borrowed("AB"))));
+        assert_eq!(f.text(5, 2), Some("\u{FFFD}".into()));
     }
 }
