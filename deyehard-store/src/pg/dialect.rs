@@ -56,13 +56,18 @@ pub(crate) const SERIES_DC: &str = concat!(
      AND d.power_w IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"
 );
 
-/// The write targets among `$2` of the scope, locked in id order: concurrent writers of one
-/// inverter serialize here, before touching any other row (no deadlocks).
+/// The write targets among `$2` of the scope, locked in id order, each inverter row before its
+/// energy state (the order a deletion takes them in): concurrent writers of one inverter
+/// serialize here, before touching any other row (no deadlocks). The inverter row's lock is the
+/// one the batch's `last_seen_at` update takes anyway; until the commit it makes a deletion of
+/// the inverter, or its move to another owner, wait, so neither can miss the batch's rows
+/// (migration 0004: `measurements` and `dc_measurements` have no per-row foreign key).
 pub(crate) const WRITE_TARGETS: &str = "SELECT s.inverter_id, u.time_zone, i.rated_power_w, \
      s.last_sample_time, s.last_time, s.last_power_w, s.last_yield_day_wh, \
      s.last_yield_total_wh, s.last_pending_total_wh FROM energy_state s \
-     JOIN inverters i ON i.id = s.inverter_id JOIN users u ON u.id = s.user_id \
-     WHERE s.user_id = $1 AND s.inverter_id = ANY($2) ORDER BY s.inverter_id FOR UPDATE OF s";
+     JOIN inverters i ON i.id = s.inverter_id AND i.user_id = s.user_id \
+     JOIN users u ON u.id = s.user_id WHERE s.user_id = $1 AND s.inverter_id = ANY($2) \
+     ORDER BY s.inverter_id FOR NO KEY UPDATE OF i FOR UPDATE OF s";
 
 /// All AC rows of a batch in one statement; returns the keys actually inserted.
 pub(crate) const INSERT_MEASUREMENTS: &str = "INSERT INTO measurements (inverter_id, time, \
