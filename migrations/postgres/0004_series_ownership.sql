@@ -8,8 +8,8 @@
 --
 -- 1. Ownership (a row carries the owner of its inverter): the tenant_isolation policies' WITH
 --    CHECK also requires an inverter with that (id, user_id), as seen by the writer under the
---    inverters policy. A primary-key probe per row, measured within noise of no check at all.
---    The store checks the same before it writes (its write targets are the scope's inverters).
+--    inverters policy: an index probe per row (measured ~1 us; the foreign key, ~6 us). The
+--    store checks the same before it writes (its write targets are the scope's inverters).
 -- 2. No orphans: deleting an inverter (also through the users -> inverters cascade) deletes its
 --    rows here, in the AFTER DELETE trigger below, whichever role deletes and whatever tenant it
 --    names: the function switches app.cross_tenant on for its own duration only (its SET
@@ -21,7 +21,9 @@
 --    writer that comes after the deletion finds no target and inserts nothing.
 --
 -- The admin's reassign moves these rows with the inverter (MOVE_ROWS) after moving the inverter,
--- so the new rows pass the ownership check.
+-- so the new rows pass the ownership check. Because a key of an inverter's rows is only ever
+-- inserted under that inverter's lock, the store skips stored keys with NOT EXISTS instead of
+-- ON CONFLICT (dialect::INSERT_MEASUREMENTS).
 --
 -- TimescaleDB (not testable here; what we rely on): dropping a constraint of a hypertable drops
 -- the copies on its chunks; a hypertable's RLS policies, including WITH CHECK, apply to rows
@@ -43,16 +45,30 @@ BEGIN
 END
 $$;
 
+-- The policies of the two tables and of inverters (which the ownership check probes) read the
+-- tenant settings once per statement: `(SELECT current_setting(…))` is an uncorrelated subquery,
+-- evaluated once (an InitPlan) instead of once per row; same meaning. Measured on a batch of
+-- 4,000 DC rows: the settings per row cost ~1.5 ms, the ownership probe ~4 ms.
+ALTER POLICY tenant_isolation ON inverters
+    USING (user_id = (SELECT NULLIF(current_setting('app.current_user_id', true), '')::bigint)
+           OR (SELECT current_setting('app.cross_tenant', true) = 'on'))
+    WITH CHECK (user_id = (SELECT NULLIF(current_setting('app.current_user_id', true), '')::bigint)
+                OR (SELECT current_setting('app.cross_tenant', true) = 'on'));
+
 ALTER POLICY tenant_isolation ON measurements
-    WITH CHECK ((user_id = NULLIF(current_setting('app.current_user_id', true), '')::bigint
-                 OR current_setting('app.cross_tenant', true) = 'on')
+    USING (user_id = (SELECT NULLIF(current_setting('app.current_user_id', true), '')::bigint)
+           OR (SELECT current_setting('app.cross_tenant', true) = 'on'))
+    WITH CHECK ((user_id = (SELECT NULLIF(current_setting('app.current_user_id', true), '')::bigint)
+                 OR (SELECT current_setting('app.cross_tenant', true) = 'on'))
                 AND EXISTS (SELECT 1 FROM inverters i
                             WHERE i.id = measurements.inverter_id
                               AND i.user_id = measurements.user_id));
 
 ALTER POLICY tenant_isolation ON dc_measurements
-    WITH CHECK ((user_id = NULLIF(current_setting('app.current_user_id', true), '')::bigint
-                 OR current_setting('app.cross_tenant', true) = 'on')
+    USING (user_id = (SELECT NULLIF(current_setting('app.current_user_id', true), '')::bigint)
+           OR (SELECT current_setting('app.cross_tenant', true) = 'on'))
+    WITH CHECK ((user_id = (SELECT NULLIF(current_setting('app.current_user_id', true), '')::bigint)
+                 OR (SELECT current_setting('app.cross_tenant', true) = 'on'))
                 AND EXISTS (SELECT 1 FROM inverters i
                             WHERE i.id = dc_measurements.inverter_id
                               AND i.user_id = dc_measurements.user_id));
