@@ -56,15 +56,24 @@ pub(crate) const SERIES_DC: &str = concat!(
      AND d.power_w IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"
 );
 
-/// The write targets among `$2` of the scope, locked in id order: concurrent writers of one
-/// inverter serialize here, before touching any other row (no deadlocks).
+/// The write targets among `$2` of the scope, locked in id order, each inverter row before its
+/// energy state (the order a deletion takes them in): concurrent writers of one inverter
+/// serialize here, before touching any other row (no deadlocks). The inverter row's lock is the
+/// one the batch's `last_seen_at` update takes anyway; until the commit it makes a deletion of
+/// the inverter, or its move to another owner, wait, so neither can miss the batch's rows
+/// (migration 0004: `measurements` and `dc_measurements` have no per-row foreign key).
 pub(crate) const WRITE_TARGETS: &str = "SELECT s.inverter_id, u.time_zone, i.rated_power_w, \
      s.last_sample_time, s.last_time, s.last_power_w, s.last_yield_day_wh, \
      s.last_yield_total_wh, s.last_pending_total_wh FROM energy_state s \
-     JOIN inverters i ON i.id = s.inverter_id JOIN users u ON u.id = s.user_id \
-     WHERE s.user_id = $1 AND s.inverter_id = ANY($2) ORDER BY s.inverter_id FOR UPDATE OF s";
+     JOIN inverters i ON i.id = s.inverter_id AND i.user_id = s.user_id \
+     JOIN users u ON u.id = s.user_id WHERE s.user_id = $1 AND s.inverter_id = ANY($2) \
+     ORDER BY s.inverter_id FOR NO KEY UPDATE OF i FOR UPDATE OF s";
 
-/// All AC rows of a batch in one statement; returns the keys actually inserted.
+/// All AC rows of a batch in one statement (keys unique within it); returns the keys actually
+/// inserted. A key already stored is skipped by `NOT EXISTS` rather than `ON CONFLICT`, whose
+/// speculative insertion costs more per row: the writers of an inverter hold its
+/// [`WRITE_TARGETS`] lock, so no other transaction can insert the same key meanwhile, and this
+/// statement's snapshot sees every row committed before.
 pub(crate) const INSERT_MEASUREMENTS: &str = "INSERT INTO measurements (inverter_id, time, \
      user_id, power_ac_w, voltage_ac_v, current_ac_a, frequency_hz, power_factor, power_dc_w, \
      temperature_c, yield_day_wh, yield_total_wh, reachable, producing, source, received_at) \
@@ -76,9 +85,13 @@ pub(crate) const INSERT_MEASUREMENTS: &str = "INSERT INTO measurements (inverter
      $14::bool[], $15::bool[], $16::text[], $2::timestamptz[]) AS u(inverter_id, time, \
      power_ac_w, voltage_ac_v, current_ac_a, frequency_hz, power_factor, power_dc_w, \
      temperature_c, yield_day_wh, yield_total_wh, reachable, producing, source, received_at) \
-     ON CONFLICT DO NOTHING RETURNING inverter_id, time";
+     WHERE NOT EXISTS (SELECT 1 FROM measurements m WHERE m.inverter_id = u.inverter_id \
+     AND m.time = u.time) RETURNING inverter_id, time";
 
-/// All DC rows of a batch in one statement.
+/// All DC rows of a batch in one statement (keys unique within it), skipping stored keys as
+/// [`INSERT_MEASUREMENTS`] does. The rows belong to readings whose AC row was just inserted, so
+/// a stored key is rare (a DC row that outlived its AC row, e.g. TimescaleDB dropping the
+/// chunks of the two tables at different times).
 pub(crate) const INSERT_DC: &str = "INSERT INTO dc_measurements (inverter_id, time, channel, \
      user_id, name, power_w, voltage_v, current_a, yield_day_wh, yield_total_wh, \
      irradiation_pct) SELECT u.inverter_id, u.time, u.channel, $1, u.name, u.power_w, \
@@ -86,7 +99,8 @@ pub(crate) const INSERT_DC: &str = "INSERT INTO dc_measurements (inverter_id, ti
      FROM UNNEST($2::bigint[], $3::timestamptz[], $4::int2[], $5::text[], $6::float8[], \
      $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[]) \
      AS u(inverter_id, time, channel, name, power_w, voltage_v, current_a, yield_day_wh, \
-     yield_total_wh, irradiation_pct) ON CONFLICT DO NOTHING";
+     yield_total_wh, irradiation_pct) WHERE NOT EXISTS (SELECT 1 FROM dc_measurements d \
+     WHERE d.inverter_id = u.inverter_id AND d.time = u.time AND d.channel = u.channel)";
 
 /// Adds power deltas to 5-minute rollup buckets, keeping their energy (keys unique within the
 /// statement).

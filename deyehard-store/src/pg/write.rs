@@ -261,7 +261,8 @@ async fn insert_measurements(
     Ok(keys.into_iter().collect())
 }
 
-/// The DC rows of the stored readings as column arrays.
+/// The DC rows of the stored readings as column arrays; a channel repeated within a reading
+/// keeps its first row.
 async fn insert_dc(
     tx: &mut Transaction<'static, Db>,
     user: i64,
@@ -269,7 +270,7 @@ async fn insert_dc(
 ) -> StoreResult<()> {
     let rows: Vec<(&Item<'_>, &deyehard_core::DcReading)> = stored
         .iter()
-        .flat_map(|item| item.reading.dc.iter().map(move |dc| (item, dc)))
+        .flat_map(|item| first_of_each_channel(&item.reading.dc).map(move |dc| (item, dc)))
         .collect();
     if rows.is_empty() {
         return Ok(());
@@ -300,6 +301,20 @@ async fn insert_dc(
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// The channels of a reading, each once (its first row): a reading holds a handful of channels.
+fn first_of_each_channel(
+    dc: &[deyehard_core::DcReading],
+) -> impl Iterator<Item = &deyehard_core::DcReading> {
+    dc.iter()
+        .enumerate()
+        .filter(|(n, row)| {
+            !dc.iter()
+                .take(*n)
+                .any(|earlier| earlier.channel == row.channel)
+        })
+        .map(|(_, row)| row)
 }
 
 /// Adds the batch's deltas to both rollups and sets the bucket energies the in-order upkeep

@@ -119,6 +119,70 @@ pub async fn rls_shows_each_tenant_only_its_rows(db: TestDb) {
     }
 }
 
+pub async fn series_rows_must_name_an_inverter_of_their_tenant(db: TestDb) {
+    let a = db.tenant("a@example.org").await;
+    let b = db.tenant("b@example.org").await;
+    let a_inverter = db.inverter(&a, "114172220001").await.get();
+    let b_inverter = db.inverter(&b, "114172220002").await.get();
+    let (a_id, b_id) = (a.user_id().get(), b.user_id().get());
+    let mut conn = db.pg_connection().await;
+    let insert_ac = "INSERT INTO measurements (inverter_id, time, user_id, reachable, producing, \
+         source, received_at) VALUES ($1, now(), $2, true, true, 'opendtu', now())";
+    let insert_dc = "INSERT INTO dc_measurements (inverter_id, time, channel, user_id) \
+         VALUES ($1, now(), 1, $2)";
+
+    // tenant A naming B's inverter (with A's or B's id), or a missing one: refused
+    for statement in [insert_ac, insert_dc] {
+        for (inverter, owner) in [
+            (b_inverter, a_id),
+            (b_inverter, b_id),
+            (b_inverter + 100, a_id),
+        ] {
+            let mut tx = as_app(&mut conn, &a_id.to_string()).await;
+            let err = sqlx::query(statement)
+                .bind(inverter)
+                .bind(owner)
+                .execute(&mut *tx)
+                .await
+                .expect_err("a row for another tenant's inverter must fail");
+            assert_eq!(
+                err.as_database_error().and_then(|e| e.code()).as_deref(),
+                Some("42501"),
+                "{err}"
+            );
+            tx.rollback().await.unwrap();
+        }
+        // the same row for A's own inverter is accepted
+        let mut tx = as_app(&mut conn, &a_id.to_string()).await;
+        sqlx::query(statement)
+            .bind(a_inverter)
+            .bind(a_id)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+    }
+
+    // cross-tenant (as the admin's reassign runs): the row must still name the inverter's owner
+    let mut tx = as_app(&mut conn, "").await;
+    sqlx::query("SELECT set_config('app.cross_tenant', 'on', true)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let err = sqlx::query(insert_dc)
+        .bind(b_inverter)
+        .bind(a_id)
+        .execute(&mut *tx)
+        .await
+        .expect_err("a row naming another owner than the inverter's must fail");
+    assert_eq!(
+        err.as_database_error().and_then(|e| e.code()).as_deref(),
+        Some("42501"),
+        "{err}"
+    );
+    tx.rollback().await.unwrap();
+}
+
 pub async fn app_role_cannot_bypass_rls(db: TestDb) {
     let mut conn = db.pg_connection().await;
     let role = sqlx::query(

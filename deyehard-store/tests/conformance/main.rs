@@ -90,6 +90,9 @@ conformance! {
     frames::logger_frames_are_written_in_one_batch,
     frames::a_failing_frame_fails_the_whole_batch,
     maintenance::deleting_a_user_leaves_no_orphans,
+    maintenance::deleting_an_inverter_deletes_its_series,
+    maintenance::admin_deleting_a_user_deletes_its_series,
+    maintenance::writes_racing_an_inverter_delete_leave_no_orphans,
     maintenance::retention_deletes_only_old_rows,
     maintenance::backend_info_reports_the_backend,
     export::dc_channels_of_a_range,
@@ -107,6 +110,12 @@ mod postgres_only {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn rls_shows_each_tenant_only_its_rows() {
         let test = crate::isolation::rls_shows_each_tenant_only_its_rows;
+        crate::harness::run(crate::harness::Kind::Postgres, test).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn series_rows_must_name_an_inverter_of_their_tenant() {
+        let test = crate::isolation::series_rows_must_name_an_inverter_of_their_tenant;
         crate::harness::run(crate::harness::Kind::Postgres, test).await;
     }
 

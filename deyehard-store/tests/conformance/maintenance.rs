@@ -1,13 +1,14 @@
 //! Deleting users, retention, backend report.
 
 use chrono::{SubsecRound, TimeDelta, Utc};
-use deyehard_core::{InverterKind, LoggerSerial, TenantScope};
+use deyehard_core::{InverterId, InverterKind, LoggerSerial, TenantScope};
 use deyehard_store::{
-    ApiKeyStore, BackendKind, InverterFields, InverterStore, Maintenance, RawFrameInput,
-    RawFrameStore, ReadingReader, ReadingWriter, StoreError, UnclaimedLoggerStore, UserStore,
+    AdminActor, AdminStore, ApiKeyStore, BackendKind, InverterFields, InverterStore, Maintenance,
+    RawFrameInput, RawFrameStore, ReadingReader, ReadingWriter, StoreError, UnclaimedLoggerStore,
+    UserStore, WriteOutcome,
 };
 
-use crate::harness::{Kind, TestDb, june, minute_series, reading};
+use crate::harness::{Kind, TestDb, june, minute_series, new_user, reading};
 
 /// Every tenant-owned table (all carry `user_id`).
 pub const TENANT_TABLES: [&str; 10] = [
@@ -22,6 +23,13 @@ pub const TENANT_TABLES: [&str; 10] = [
     "raw_frames",
     "unknown_serials",
 ];
+
+/// The high-volume tables: rows per reading in [`minute_series`] (1 AC, 2 DC).
+const SERIES_TABLES: [&str; 2] = ["measurements", "dc_measurements"];
+
+fn per_reading(table: &str) -> i64 {
+    if table == "dc_measurements" { 2 } else { 1 }
+}
 
 /// Gives the tenant rows in every tenant-owned table.
 pub async fn populate(db: &TestDb, scope: &TenantScope, serial: &str, logger: u32) {
@@ -106,6 +114,129 @@ pub async fn deleting_a_user_leaves_no_orphans(db: TestDb) {
     let a_inverter_rows = "SELECT count(*) FROM measurements m \
          WHERE NOT EXISTS (SELECT 1 FROM inverters i WHERE i.id = m.inverter_id)";
     assert_eq!(db.count(a_inverter_rows).await, 0);
+}
+
+/// Rows of `table` whose inverter does not exist (any tenant).
+async fn orphans_in(db: &TestDb, table: &str) -> i64 {
+    db.count(&format!(
+        "SELECT count(*) FROM {table} t \
+         WHERE NOT EXISTS (SELECT 1 FROM inverters i WHERE i.id = t.inverter_id)"
+    ))
+    .await
+}
+
+/// Rows of `table` of one inverter.
+async fn rows_of_inverter(db: &TestDb, table: &str, inverter: InverterId) -> i64 {
+    db.count(&format!(
+        "SELECT count(*) FROM {table} WHERE inverter_id = {}",
+        inverter.get()
+    ))
+    .await
+}
+
+pub async fn deleting_an_inverter_deletes_its_series(db: TestDb) {
+    let a = db.tenant("a@example.org").await;
+    let b = db.tenant("b@example.org").await;
+    let gone = db.inverter(&a, "114172220001").await;
+    let kept = db.inverter(&a, "114172220002").await;
+    let other = db.inverter(&b, "114172220001").await;
+    for (scope, inverter) in [(&a, gone), (&a, kept), (&b, other)] {
+        let batch: Vec<_> = minute_series(june(9, 0), 30, 1_000.0, |m| 50.0 + m as f64)
+            .into_iter()
+            .map(|r| (inverter, r))
+            .collect();
+        db.store
+            .write_readings(scope, &batch, june(10, 0))
+            .await
+            .unwrap();
+    }
+    for table in SERIES_TABLES {
+        assert_eq!(
+            rows_of_inverter(&db, table, gone).await,
+            30 * per_reading(table)
+        );
+    }
+
+    db.store.delete_inverter(&a, gone).await.unwrap();
+    for table in SERIES_TABLES {
+        assert_eq!(rows_of_inverter(&db, table, gone).await, 0, "{table}");
+        assert_eq!(orphans_in(&db, table).await, 0, "orphans in {table}");
+        for inverter in [kept, other] {
+            assert_eq!(
+                rows_of_inverter(&db, table, inverter).await,
+                30 * per_reading(table),
+                "{table} of another inverter changed"
+            );
+        }
+    }
+}
+
+pub async fn admin_deleting_a_user_deletes_its_series(db: TestDb) {
+    let a = db.tenant("a@example.org").await;
+    let b = db.tenant("b@example.org").await;
+    populate(&db, &a, "114172220003", 1).await;
+    populate(&db, &b, "114172220003", 2).await;
+    let b_rows = rows_of(&db, "measurements", b.user_id().get()).await;
+    let mut root = new_user("root@example.org", None);
+    root.is_superuser = true;
+    let root = TenantScope::for_tests(db.store.create_user(&root).await.unwrap().id);
+
+    db.store
+        .admin_delete_user(AdminActor::new(&root), a.user_id())
+        .await
+        .unwrap();
+    for table in SERIES_TABLES {
+        assert_eq!(rows_of(&db, table, a.user_id().get()).await, 0, "{table}");
+        assert_eq!(orphans_in(&db, table).await, 0, "orphans in {table}");
+    }
+    assert_eq!(
+        rows_of(&db, "measurements", b.user_id().get()).await,
+        b_rows
+    );
+}
+
+pub async fn writes_racing_an_inverter_delete_leave_no_orphans(db: TestDb) {
+    let a = db.tenant("a@example.org").await;
+    for round in 0..6 {
+        let inverter = db.inverter(&a, &format!("11417222010{round}")).await;
+        let (first_stored, stored) = tokio::sync::oneshot::channel();
+        let store = db.store.clone();
+        let writer = tokio::spawn(async move {
+            let mut first_stored = Some(first_stored);
+            // batches of 200 readings until the deletion wins: each batch is written whole
+            // before it, or finds no inverter after it
+            let mut batch = 0;
+            loop {
+                let from = june(0, 0) + TimeDelta::minutes(200 * batch);
+                let readings: Vec<_> = minute_series(from, 200, 0.0, |_| 1.0)
+                    .into_iter()
+                    .map(|r| (inverter, r))
+                    .collect();
+                let outcomes = store
+                    .write_readings(&a, &readings, Utc::now())
+                    .await
+                    .unwrap();
+                if outcomes.iter().all(|o| *o == WriteOutcome::NotFound) {
+                    return batch;
+                }
+                assert!(outcomes.iter().all(|o| *o == WriteOutcome::Stored));
+                if let Some(signal) = first_stored.take() {
+                    signal.send(()).unwrap();
+                }
+                batch += 1;
+            }
+        });
+        stored.await.unwrap();
+        db.store.delete_inverter(&a, inverter).await.unwrap();
+        assert!(writer.await.unwrap() >= 1, "round {round}");
+        for table in SERIES_TABLES {
+            assert_eq!(
+                rows_of_inverter(&db, table, inverter).await,
+                0,
+                "round {round}: {table}"
+            );
+        }
+    }
 }
 
 pub async fn retention_deletes_only_old_rows(db: TestDb) {

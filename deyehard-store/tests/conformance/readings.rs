@@ -9,7 +9,7 @@ use deyehard_store::{
     InverterStore, RawFrameStore, ReadingReader, ReadingWriter, StoreError, WriteOutcome,
 };
 
-use crate::harness::{TestDb, june, minute_series, reading};
+use crate::harness::{Kind, TestDb, june, minute_series, reading};
 
 fn batch_of(inverter: InverterId, readings: &[Reading]) -> Vec<(InverterId, Reading)> {
     readings.iter().map(|r| (inverter, r.clone())).collect()
@@ -208,6 +208,57 @@ pub async fn duplicates_change_nothing(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(back, [fresh]);
+
+    // a channel repeated inside one reading: its first row wins
+    let mut repeated = reading(june(10, 2), 100.0, 1.0, 500_101.0, 2);
+    let mut again = repeated.dc[0].clone();
+    again.power_w = Some(1.0);
+    repeated.dc.push(again);
+    let outcomes = store
+        .write_readings(&scope, &[(inverter, repeated.clone())], june(10, 3))
+        .await
+        .unwrap();
+    assert_eq!(outcomes, [WriteOutcome::Stored]);
+    repeated.dc.pop();
+    let back = store
+        .readings(&scope, inverter, june(10, 2), june(10, 3), 10)
+        .await
+        .unwrap();
+    assert_eq!(back, [repeated.clone()]);
+
+    // DC rows that outlived their AC row (e.g. chunks dropped at different times) are kept, and
+    // the reading is stored again around them
+    db.execute(&format!(
+        "DELETE FROM measurements WHERE inverter_id = {} AND time = {}",
+        inverter.get(),
+        time_literal(&db, june(10, 2))
+    ))
+    .await;
+    let mut newer = repeated.clone();
+    newer.power_ac_w = Some(150.0);
+    for dc in &mut newer.dc {
+        dc.power_w = Some(75.0);
+    }
+    let outcomes = store
+        .write_readings(&scope, &[(inverter, newer.clone())], june(10, 4))
+        .await
+        .unwrap();
+    assert_eq!(outcomes, [WriteOutcome::Stored]);
+    newer.dc = repeated.dc;
+    let back = store
+        .readings(&scope, inverter, june(10, 2), june(10, 3), 10)
+        .await
+        .unwrap();
+    assert_eq!(back, [newer]);
+}
+
+/// `time` as a literal of the backend's time column (PostgreSQL `timestamptz`, SQLite epoch
+/// milliseconds).
+fn time_literal(db: &TestDb, time: DateTime<Utc>) -> String {
+    match db.kind {
+        Kind::Postgres => format!("'{}'::timestamptz", time.to_rfc3339()),
+        Kind::Sqlite => time.timestamp_millis().to_string(),
+    }
 }
 
 pub async fn foreign_inverters_store_nothing(db: TestDb) {
