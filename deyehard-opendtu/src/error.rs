@@ -74,7 +74,29 @@ fn shape_text(path: &str, message: &str) -> String {
 }
 
 /// Parses one JSON object of type `T` from `body` (the whole body: trailing text is an error).
+///
+/// A valid body is parsed once, without tracking where the parser is (the common case, and
+/// path tracking doubles the parse's cost); an invalid one is parsed again with tracking, for
+/// an error naming the field.
 pub(crate) fn parse_json<'de, T: Deserialize<'de>>(
+    body: &'de [u8],
+    expecting: &'static str,
+) -> Result<T, ParseError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let seed = ObjectSeed::<T> {
+        expecting,
+        marker: PhantomData,
+    };
+    if let Ok(value) = seed.deserialize(&mut de)
+        && de.end().is_ok()
+    {
+        return Ok(value);
+    }
+    parse_json_tracked(body, expecting)
+}
+
+/// [`parse_json`] tracking the path, so that an error names the field where it happened.
+fn parse_json_tracked<'de, T: Deserialize<'de>>(
     body: &'de [u8],
     expecting: &'static str,
 ) -> Result<T, ParseError> {

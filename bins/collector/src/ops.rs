@@ -36,6 +36,10 @@ pub const COMMIT_BATCH_FRAMES: &str = "solarman_commit_batch_frames";
 /// Histogram buckets of [`COMMIT_BATCH_FRAMES`], up to the largest batch.
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 
+/// Name of the histogram of pushes written per ingest transaction (the server's group commit
+/// of OpenDTU and Victron pushes; see its `batch` module).
+pub const INGEST_BATCH_PUSHES: &str = "deyehard_ingest_batch_pushes";
+
 /// Name of the counter of stored readings, labelled by `source` (`opendtu`, `victron`,
 /// `solarman`, `solarman_buffered`).
 pub const READINGS_INGESTED: &str = "deyehard_readings_ingested_total";
@@ -51,6 +55,12 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
             .and_then(|builder| {
                 builder.set_buckets_for_metric(
                     Matcher::Full(COMMIT_BATCH_FRAMES.to_owned()),
+                    BATCH_BUCKETS,
+                )
+            })
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(
+                    Matcher::Full(INGEST_BATCH_PUSHES.to_owned()),
                     BATCH_BUCKETS,
                 )
             })

@@ -2,8 +2,9 @@
 //! transaction, and a push is answered only after that transaction committed.
 //!
 //! Each tenant has a queue and up to [`Batcher::new`]'s `max_writers` writer tasks (one on
-//! SQLite, whose single writer connection serializes everything anyway; two by default on
-//! PostgreSQL, so that one batch's round trips and commit overlap the next batch's). A push joins its tenant's
+//! SQLite, whose single writer connection serializes everything anyway; one by default on
+//! PostgreSQL too, where more overlap one batch's round trips with the next batch's but make
+//! the batches smaller; see `IngestOptions::writers_per_tenant`). A push joins its tenant's
 //! queue and, if fewer writers than allowed are running, starts one. A writer takes everything
 //! queued (up to `max_readings`), resolves the serials to the tenant's inverters, writes the
 //! batch with one [`ReadingWriter::write_readings`], answers every push of the batch and loops
@@ -36,6 +37,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use deyehard_collector::ops::INGEST_BATCH_PUSHES;
 use deyehard_core::{DeviceSerial, InverterId, Reading, TenantScope, UserId};
 use deyehard_store::{InverterStore, ReadingWriter, Store, StoreError, WriteOutcome};
 use tokio::sync::oneshot;
@@ -291,6 +293,7 @@ impl Batcher {
                 return;
             }
         };
+        metrics::histogram!(INGEST_BATCH_PUSHES).record(jobs.len() as f64);
         let batch = Batch::build(jobs, &registered);
         let received_at = Utc::now();
         let outcomes = self
