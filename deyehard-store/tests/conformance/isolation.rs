@@ -139,17 +139,7 @@ pub async fn series_rows_must_name_an_inverter_of_their_tenant(db: TestDb) {
             (b_inverter + 100, a_id),
         ] {
             let mut tx = as_app(&mut conn, &a_id.to_string()).await;
-            let err = sqlx::query(statement)
-                .bind(inverter)
-                .bind(owner)
-                .execute(&mut *tx)
-                .await
-                .expect_err("a row for another tenant's inverter must fail");
-            assert_eq!(
-                err.as_database_error().and_then(|e| e.code()).as_deref(),
-                Some("42501"),
-                "{err}"
-            );
+            assert_refused_by_policy(&mut tx, statement, inverter, owner).await;
             tx.rollback().await.unwrap();
         }
         // the same row for A's own inverter is accepted
@@ -169,18 +159,29 @@ pub async fn series_rows_must_name_an_inverter_of_their_tenant(db: TestDb) {
         .execute(&mut *tx)
         .await
         .unwrap();
-    let err = sqlx::query(insert_dc)
-        .bind(b_inverter)
-        .bind(a_id)
-        .execute(&mut *tx)
+    assert_refused_by_policy(&mut tx, insert_dc, b_inverter, a_id).await;
+    tx.rollback().await.unwrap();
+}
+
+/// Runs `statement` with (`inverter`, `owner`) and asserts that a row-level security policy
+/// refused it (SQLSTATE 42501).
+async fn assert_refused_by_policy(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    statement: &'static str,
+    inverter: i64,
+    owner: i64,
+) {
+    let err = sqlx::query(statement)
+        .bind(inverter)
+        .bind(owner)
+        .execute(&mut **tx)
         .await
-        .expect_err("a row naming another owner than the inverter's must fail");
+        .expect_err("a row naming an inverter that is not its owner's must fail");
     assert_eq!(
         err.as_database_error().and_then(|e| e.code()).as_deref(),
         Some("42501"),
-        "{err}"
+        "{inverter} / {owner}: {err}"
     );
-    tx.rollback().await.unwrap();
 }
 
 pub async fn app_role_cannot_bypass_rls(db: TestDb) {
