@@ -25,7 +25,7 @@ use deyehard_core::energy::{
     self, AccumulatorState, Bucket, DayEnergy, EnergyRules, EnergySample, Period,
 };
 
-use super::write::{Item, bucket_of, finite};
+use super::write::{BucketEnergies, Item, bucket_of, finite};
 use crate::StoreError;
 use crate::model::EnergyBucket;
 use crate::rows::DailyEnergyRow;
@@ -201,6 +201,50 @@ pub(crate) struct DayWrite<'a> {
     pub(crate) inverter: i64,
     pub(crate) day: NaiveDate,
     pub(crate) fold: &'a DayFold,
+}
+
+/// The day rows the folds touched (one fold per inverter).
+pub(crate) fn day_writes(folds: &[(i64, Fold)]) -> Vec<DayWrite<'_>> {
+    folds
+        .iter()
+        .flat_map(|(inverter, fold)| {
+            fold.days.iter().map(|(day, folded)| DayWrite {
+                inverter: *inverter,
+                day: *day,
+                fold: folded,
+            })
+        })
+        .collect()
+}
+
+/// What the energy upkeep of a batch leaves for the caller to write, so that a backend can
+/// write it together with the batch's other rows: the folds of the inverters whose items were
+/// all in order (their days and bucket energies) and the new energy state of every target.
+#[derive(Debug, Default)]
+pub(crate) struct Upkeep {
+    /// One fold per in-order inverter.
+    pub(crate) folds: Vec<(i64, Fold)>,
+    /// Every target of the batch, with its state after the batch.
+    pub(crate) states: Vec<Target>,
+}
+
+impl Upkeep {
+    /// The day rows to write.
+    pub(crate) fn day_writes(&self) -> Vec<DayWrite<'_>> {
+        day_writes(&self.folds)
+    }
+
+    /// The new bucket energies, by (inverter, bucket).
+    pub(crate) fn bucket_energies(&self) -> BucketEnergies {
+        self.folds
+            .iter()
+            .flat_map(|(inverter, fold)| {
+                fold.buckets
+                    .iter()
+                    .map(move |(bucket, energy_wh)| ((*inverter, *bucket), *energy_wh))
+            })
+            .collect()
+    }
 }
 
 /// The energy of one 5-minute bucket of one inverter to set.

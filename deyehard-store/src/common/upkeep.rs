@@ -1,9 +1,11 @@
 //! The database side of energy maintenance (see [`crate::common::energy`] for the rules), shared
 //! by both backends. Each backend provides the batched statements: `day_rows_in`,
-//! `bucket_energies_in`, `upsert_days`, `set_bucket_energies` and `update_states`.
+//! `bucket_energies_in`, `upsert_days` and `set_bucket_energies`.
 //!
-//! The bucket energies of the in-order inverters are returned rather than written: the caller
-//! writes them with the batch's power deltas, so each touched bucket row is written once.
+//! The days, bucket energies and energy states of the in-order inverters (the usual case) are
+//! returned as an [`Upkeep`](crate::common::energy::Upkeep) rather than written: the caller
+//! writes them with the batch's other rows (PostgreSQL in one statement), so each touched row is
+//! written once.
 
 /// Expands the energy upkeep methods for a backend store type.
 macro_rules! impl_energy_upkeep {
@@ -11,16 +13,15 @@ macro_rules! impl_energy_upkeep {
         impl $store {
             /// Maintains `daily_energy`, the bucket energies and `energy_state` for the items
             /// just stored. The inverters whose items are all newer than their stored samples
-            /// (the usual case) are handled together, with a fixed number of statements per
-            /// batch, and their new bucket energies are returned for the caller to write (with
-            /// the power deltas); each inverter with late items is recomputed and written on its
-            /// own.
+            /// (the usual case) are handled together, with two reads per batch, and their days
+            /// and bucket energies are returned for the caller to write, with every target's new
+            /// state; each inverter with late items is recomputed and written on its own.
             async fn upkeep_energy(
                 tx: &mut sqlx::Transaction<'static, Db>,
                 user: i64,
                 targets: Vec<$crate::common::energy::TargetRow>,
                 stored: &[$crate::common::write::Item<'_>],
-            ) -> $crate::StoreResult<$crate::common::write::BucketEnergies> {
+            ) -> $crate::StoreResult<$crate::common::energy::Upkeep> {
                 let groups = $crate::common::write::by_inverter(stored);
                 let mut in_order = Vec::new();
                 let mut done = Vec::with_capacity(targets.len());
@@ -37,18 +38,20 @@ macro_rules! impl_energy_upkeep {
                         done.push(target);
                     }
                 }
-                let energies = Self::energy_in_order(tx, user, &mut in_order).await?;
+                let folds = Self::energy_in_order(tx, user, &mut in_order).await?;
                 for (mut target, items) in in_order {
                     target.saw(items);
                     done.push(target);
                 }
-                Self::update_states(tx, user, &done).await?;
-                Ok(energies)
+                Ok($crate::common::energy::Upkeep {
+                    folds,
+                    states: done,
+                })
             }
 
             /// Inverters whose items are all newer than anything stored: continue the stored
-            /// totals. Reads the touched days and buckets of all of them in two statements,
-            /// writes the days in one and returns the new bucket energies.
+            /// totals. Reads the touched days and buckets of all of them in two statements and
+            /// returns one fold per inverter (its new days and bucket energies).
             async fn energy_in_order(
                 tx: &mut sqlx::Transaction<'static, Db>,
                 user: i64,
@@ -56,7 +59,7 @@ macro_rules! impl_energy_upkeep {
                     $crate::common::energy::Target,
                     &[$crate::common::write::Item<'_>],
                 )],
-            ) -> $crate::StoreResult<$crate::common::write::BucketEnergies> {
+            ) -> $crate::StoreResult<Vec<(i64, $crate::common::energy::Fold)>> {
                 use std::collections::HashMap;
                 use $crate::common::energy;
                 let mut day_spans = Vec::with_capacity(batch.len());
@@ -79,7 +82,7 @@ macro_rules! impl_energy_upkeep {
                     });
                 }
                 if day_spans.is_empty() {
-                    return Ok($crate::common::write::BucketEnergies::new());
+                    return Ok(Vec::new());
                 }
                 let mut days: HashMap<i64, Vec<energy::DayRow>> = HashMap::new();
                 for row in Self::day_rows_in(tx, user, &day_spans).await? {
@@ -103,16 +106,7 @@ macro_rules! impl_energy_upkeep {
                     fold.run(&mut target.state, samples, target.tz, &target.rules);
                     folds.push((target.inverter, fold));
                 }
-                Self::upsert_days(tx, user, &Self::day_writes(&folds), $crate::ts::Ts::now())
-                    .await?;
-                Ok(folds
-                    .iter()
-                    .flat_map(|(inverter, fold)| {
-                        fold.buckets
-                            .iter()
-                            .map(move |(bucket, energy_wh)| ((*inverter, *bucket), *energy_wh))
-                    })
-                    .collect())
+                Ok(folds)
             }
 
             /// Some items are older than stored samples: recompute day by day from the first
@@ -224,27 +218,9 @@ macro_rules! impl_energy_upkeep {
                         })
                     })
                     .collect();
-                Self::upsert_days(tx, user, &Self::day_writes(folds), $crate::ts::Ts::now())
-                    .await?;
+                let days = $crate::common::energy::day_writes(folds);
+                Self::upsert_days(tx, user, &days, $crate::ts::Ts::now()).await?;
                 Self::set_bucket_energies(tx, user, &buckets).await
-            }
-
-            /// The day rows the folds touched (one fold per inverter).
-            fn day_writes(
-                folds: &[(i64, $crate::common::energy::Fold)],
-            ) -> Vec<$crate::common::energy::DayWrite<'_>> {
-                folds
-                    .iter()
-                    .flat_map(|(inverter, fold)| {
-                        fold.days
-                            .iter()
-                            .map(|(day, folded)| $crate::common::energy::DayWrite {
-                                inverter: *inverter,
-                                day: *day,
-                                fold: folded,
-                            })
-                    })
-                    .collect()
             }
         }
     };

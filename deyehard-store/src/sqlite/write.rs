@@ -53,9 +53,11 @@ impl SqliteStore {
         let inserted = insert_measurements(tx, user, &items).await?;
         let stored = shared::mark_stored(&mut outcomes, &items, &inserted);
         insert_dc(tx, user, &stored).await?;
-        let energies = Self::upkeep_energy(tx, user, targets, &stored).await?;
+        let upkeep = Self::upkeep_energy(tx, user, targets, &stored).await?;
+        Self::upsert_days(tx, user, &upkeep.day_writes(), Ts::now()).await?;
+        Self::update_states(tx, user, &upkeep.states).await?;
         let (five, hour) = shared::power_deltas(&stored);
-        upsert_rollups(tx, user, &five, &hour, &energies).await?;
+        upsert_rollups(tx, user, &five, &hour, &upkeep.bucket_energies()).await?;
         let seen: Vec<(i64, Ts)> = shared::seen_times(batch, &owned).into_iter().collect();
         for chunk in chunks(&seen) {
             let mut query =
