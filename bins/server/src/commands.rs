@@ -234,6 +234,7 @@ async fn serve(settings: &ServerSettings, store: Arc<Store>) -> anyhow::Result<(
     tracing::info!(addr = %local, "web server listening");
     let mut ingest = IngestOptions::default();
     ingest.api_keys.rate_limit = RateQuota::per_minute(args.ingest_rate_limit);
+    ingest.writers_per_tenant = args.ingest_writers;
     let accounts = crate::accounts::from_args(&args.accounts, &settings.data_dir)?;
     eprintln!(
         "{}",

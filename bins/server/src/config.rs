@@ -52,6 +52,8 @@ pub struct ServeSettings {
     pub metrics_listen: MetricsListen,
     /// Pushes per minute per API key; 0 turns the limit off.
     pub ingest_rate_limit: u32,
+    /// Most concurrent write transactions of one tenant's pushes on PostgreSQL.
+    pub ingest_writers: usize,
     /// Accounts, sessions, secrets and mail.
     pub accounts: AccountArgs,
 }
@@ -103,6 +105,7 @@ impl ServerSettings {
             collector,
             metrics_listen: config.get("metrics_listen")?,
             ingest_rate_limit: config.get("ingest_rate_limit")?,
+            ingest_writers: config.get::<usize>("ingest_writers")?.max(1),
             accounts: accounts(config)?,
         };
         Ok(Self {
@@ -209,6 +212,7 @@ mod tests {
         assert_eq!(s.serve.accounts.smtp_tls, crate::mail::SmtpTls::Starttls);
         assert_eq!(s.retention_days, 730);
         assert_eq!(s.serve.ingest_rate_limit, 600);
+        assert_eq!(s.serve.ingest_writers, 1);
         assert_eq!(s.log_format, LogFormat::Text);
     }
 
@@ -225,12 +229,14 @@ mod tests {
                 ("SMTP_TLS", "TLS"),
                 ("DEYEHARD_COLLECTOR_LISTEN", "off"),
                 ("DEYEHARD_METRICS_LISTEN", "127.0.0.1:9100"),
+                ("DEYEHARD_INGEST_WRITERS", "3"),
             ],
             Flags::none()
                 .set("environment", "production", "production")
                 .set("listen", "listen", "127.0.0.1:8080"),
         )
         .unwrap();
+        assert_eq!(s.serve.ingest_writers, 3);
         assert_eq!(
             s.database_url.as_ref().map(DatabaseUrl::expose),
             Some("postgres://u:hunter2@db/x")
@@ -269,6 +275,7 @@ mod tests {
                 "`trusted_proxies`",
             ),
             ("DEYEHARD_METRICS_LISTEN", "9100", "`metrics_listen`"),
+            ("DEYEHARD_INGEST_WRITERS", "two", "`ingest_writers`"),
             ("SMTP_PORT", "70000", "`smtp_port`"),
         ] {
             let err = load(&[(var, value)], Flags::none())

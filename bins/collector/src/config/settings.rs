@@ -226,6 +226,16 @@ pub const SETTINGS: &[Setting] = &[
         )
     },
     Setting {
+        server_flag: Some("ingest-writers"),
+        default: Some("1"),
+        kind: Kind::Integer,
+        ..setting(
+            "ingest_writers",
+            "DEYEHARD_INGEST_WRITERS",
+            "Most concurrent write transactions of one tenant's pushes on PostgreSQL (at least 1; SQLite always uses 1).",
+        )
+    },
+    Setting {
         server_flag: Some("base-url"),
         default: Some("http://localhost:8000"),
         ..setting(

@@ -50,7 +50,7 @@ pub struct IngestOptions {
     /// writer halves the batches under load (measured on two cores, 64 clients of one tenant:
     /// 13 instead of 32 pushes per batch, and about a third more CPU per push). Two overlap
     /// one batch's round trips with the next batch's, which may pay where the database has
-    /// cores to spare and the round trips are long.
+    /// cores to spare and the round trips are long. The `ingest_writers` setting.
     pub writers_per_tenant: usize,
 }
 
