@@ -3,12 +3,15 @@
 # temporary data directory, PostgreSQL in a fresh database) provisions a user, an API key and
 # DTUS DTUs with two inverters each through the CLI, starts `serve` on a free 127.0.0.1 port and
 # runs the load harness (benches/ingest_load.rs) at each concurrency (default: 1, 16 and 64),
-# then stops the server with SIGTERM and prints the results.
+# then stops the server with SIGTERM and prints the results. With DTUS above the concurrency,
+# each connection pushes for several DTUs in turn (a larger fleet, each DTU's rows touched less
+# often); SERVER_ARGS adds flags to `serve` (e.g. `--ingest-writers 2`).
 #
 # Usage: benches/ingest-load.sh [CONCURRENCY ...]
 # Environment: DURATION (s per run, default 10), BACKENDS (default "sqlite postgres"),
-# DTUS (default 64), PG_ADMIN_URL (default $DEYEHARD_TEST_PG_URL or
-# postgres://postgres@127.0.0.1:5432/postgres), CARGO_TARGET_DIR (default target).
+# DTUS (default 64, at most 10000), SERVER_ARGS (default none), PG_ADMIN_URL (default
+# $DEYEHARD_TEST_PG_URL or postgres://postgres@127.0.0.1:5432/postgres), CARGO_TARGET_DIR
+# (default target).
 # Exit status: 0 when every answer of every run was 2xx, 1 otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,18 +66,18 @@ for backend in $backends; do
   echo "ingest-load: $backend: provisioning 1 user, 1 key, $dtus DTUs × 2 inverters"
   "$server" --data-dir "$data" user add --email "$email" --password "Load-Test-2026" --verified >/dev/null
   key="$("$server" --data-dir "$data" apikey create --user "$email" --name load)"
-  for ((d = 0; d < dtus; d++)); do
-    for n in 0 1; do
-      serial="$(printf '1141%04d%04d' "$d" "$n")"
-      "$server" --data-dir "$data" inverter add --user "$email" --kind opendtu --serial "$serial" \
-        --name "DTU $d inverter $n" --rated-power 800 --mppts 2 >/dev/null
-    done
-  done
+  # PostgreSQL takes the CLI processes in parallel; SQLite has one writer.
+  jobs=1
+  [ "$backend" = postgres ] && jobs=4
+  for ((d = 0; d < dtus; d++)); do printf '1141%04d0000\n1141%04d0001\n' "$d" "$d"; done |
+    xargs -P "$jobs" -I SERIAL "$server" --data-dir "$data" inverter add --user "$email" \
+      --kind opendtu --serial SERIAL --name "Inverter SERIAL" --rated-power 800 --mppts 2 >/dev/null
 
   port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
   # The limiter stays on, with a budget no run reaches: its cost is part of the measure.
   DEYEHARD_LOG=warn "$server" --data-dir "$data" serve --listen "127.0.0.1:$port" \
-    --collector-listen off --ingest-rate-limit 100000000 >"$work/server-$backend.log" 2>&1 &
+    --collector-listen off --ingest-rate-limit 100000000 ${SERVER_ARGS:-} \
+    >"$work/server-$backend.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi

@@ -1,10 +1,14 @@
-//! OpenDTU push load harness: C concurrent simulated DTUs POSTing to a running server.
+//! OpenDTU push load harness: C concurrent connections of simulated DTUs POSTing to a running
+//! server.
 //!
 //! DTU `d` owns two inverters, serials `1141dddd0000` and `1141dddd0001` (what
 //! `benches/ingest-load.sh` registers), and pushes the realistic body of the protocol notes: one
-//! DTU, two inverters, two DC channels each, counters moving forward. Each client is one DTU and
-//! sends its next push as soon as the previous one was answered; its timestamps start at `--from`
-//! and advance 60 s per push (distinct, in order, like a real DTU), so every 201 is a new row.
+//! DTU, two inverters, two DC channels each, counters moving forward. Each client sends its next
+//! push as soon as the previous one was answered, for its DTUs in turn (client `k` of `C` pushes
+//! for the DTUs `k`, `k + C`, …: with `--dtus` equal to the concurrency, each client is one DTU;
+//! with more DTUs, each DTU's rows are touched less often, as with a large fleet). A DTU's
+//! timestamps start at `--from` and advance 60 s per push (distinct, in order, like a real DTU),
+//! so every 201 is a new row.
 //!
 //! Each client is one keep-alive HTTP/1.1 connection over loopback, driven by a lean client of
 //! its own (the request written whole, the answer read by its `Content-Length`, every status
@@ -42,6 +46,8 @@ const RSS_SAMPLE_EVERY: Duration = Duration::from_millis(250);
 const TARGET_RPS: f64 = 5_000.0;
 /// Target: p99 latency, microseconds.
 const TARGET_P99_US: u64 = 20_000;
+/// Most DTUs (four digits of the inverter serials).
+const MAX_DTUS: u32 = 10_000;
 /// The endpoint.
 const PATH: &str = "/api/opendtu/measurements";
 
@@ -56,10 +62,11 @@ struct Args {
     /// API key of the account owning the inverters.
     #[arg(long, env = "INGEST_LOAD_KEY", hide_env_values = true)]
     key: Option<String>,
-    /// Concurrent clients (each one DTU; at most `--dtus`).
+    /// Concurrent clients (connections), at most `--dtus`; client `k` pushes for the DTUs `k`,
+    /// `k + concurrency`, … in turn.
     #[arg(long, default_value_t = 4)]
     concurrency: u32,
-    /// DTUs provisioned (two inverters each).
+    /// DTUs provisioned (two inverters each), at most 10,000.
     #[arg(long, default_value_t = 64)]
     dtus: u32,
     /// Seconds to run.
@@ -299,11 +306,12 @@ fn parse_head(head: &str) -> Result<(u16, usize, bool), String> {
     Ok((status, length, close))
 }
 
-/// One simulated DTU on its own connection: pushes until `deadline` or `max` pushes.
+/// One connection pushing for the DTUs `first`, `first + step`, … below `dtus` in turn (each
+/// DTU's pushes 60 s apart), until `deadline` or `max` pushes.
 async fn run_client(
     addr: SocketAddr,
     key: Arc<str>,
-    dtu: u32,
+    (first, step, dtus): (u32, u32, u32),
     from: DateTime<Utc>,
     deadline: Instant,
     max: u64,
@@ -311,12 +319,16 @@ async fn run_client(
     let mut stats = ClientStats::default();
     let mut connection = Connection::new(addr);
     let mut payload = String::with_capacity(2048);
+    let own: Vec<u32> = (first..dtus).step_by(step.max(1) as usize).collect();
+    let count = own.len().max(1) as u64;
     for seq in 0..max {
         if Instant::now() >= deadline {
             break;
         }
-        let time = from + TimeDelta::seconds(60 * i64::try_from(seq).unwrap_or(i64::MAX / 120));
-        write_body(&mut payload, dtu, time, seq);
+        let dtu = own.get((seq % count) as usize).copied().unwrap_or(first);
+        let round = seq / count;
+        let time = from + TimeDelta::seconds(60 * i64::try_from(round).unwrap_or(i64::MAX / 120));
+        write_body(&mut payload, dtu, time, round);
         let started = Instant::now();
         match connection.post(&key, &payload).await {
             Ok(answer) => {
@@ -364,6 +376,9 @@ async fn run(addr: SocketAddr, key: &str, args: &Args) -> Result<Report, String>
     if args.concurrency == 0 || args.concurrency > args.dtus {
         return Err(format!("--concurrency must be 1 to --dtus ({})", args.dtus));
     }
+    if args.dtus > MAX_DTUS {
+        return Err(format!("--dtus must be at most {MAX_DTUS}"));
+    }
     let duration =
         Duration::try_from_secs_f64(args.duration).map_err(|e| format!("--duration: {e}"))?;
     let from = match &args.from {
@@ -377,11 +392,11 @@ async fn run(addr: SocketAddr, key: &str, args: &Args) -> Result<Report, String>
     let started = Instant::now();
     let deadline = started + duration;
     let mut clients = JoinSet::new();
-    for dtu in 0..args.concurrency {
+    for client in 0..args.concurrency {
         clients.spawn(run_client(
             addr,
             key.clone(),
-            dtu,
+            (client, args.concurrency, args.dtus),
             from,
             deadline,
             args.max_per_client,
