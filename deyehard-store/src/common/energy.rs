@@ -179,21 +179,19 @@ pub(crate) struct InverterDayRow {
     pub(crate) row: DayRow,
 }
 
-/// The local days `first..=last` of one inverter (a batched read of day rows).
+/// The keys `first..=last` of one inverter's rows (a batched read: local days of day rows, or
+/// 5-minute buckets of bucket energies).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct DaySpan {
+pub(crate) struct Span<K> {
     pub(crate) inverter: i64,
-    pub(crate) first: NaiveDate,
-    pub(crate) last: NaiveDate,
+    pub(crate) first: K,
+    pub(crate) last: K,
 }
 
-/// The 5-minute buckets `first..=last` of one inverter (a batched read of bucket energies).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct BucketSpan {
-    pub(crate) inverter: i64,
-    pub(crate) first: Ts,
-    pub(crate) last: Ts,
-}
+/// A span of local days.
+pub(crate) type DaySpan = Span<NaiveDate>;
+/// A span of 5-minute buckets.
+pub(crate) type BucketSpan = Span<Ts>;
 
 /// One day of one inverter to write (a batched `daily_energy` upsert).
 #[derive(Debug, Clone, Copy)]
@@ -236,15 +234,20 @@ impl Upkeep {
 
     /// The new bucket energies, by (inverter, bucket).
     pub(crate) fn bucket_energies(&self) -> BucketEnergies {
-        self.folds
-            .iter()
-            .flat_map(|(inverter, fold)| {
-                fold.buckets
-                    .iter()
-                    .map(move |(bucket, energy_wh)| ((*inverter, *bucket), *energy_wh))
-            })
-            .collect()
+        bucket_energies(&self.folds)
     }
+}
+
+/// The bucket energies the folds touched, by (inverter, bucket).
+pub(crate) fn bucket_energies(folds: &[(i64, Fold)]) -> BucketEnergies {
+    folds
+        .iter()
+        .flat_map(|(inverter, fold)| {
+            fold.buckets
+                .iter()
+                .map(move |(bucket, energy_wh)| ((*inverter, *bucket), *energy_wh))
+        })
+        .collect()
 }
 
 /// The energy of one 5-minute bucket of one inverter to set.

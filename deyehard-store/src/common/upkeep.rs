@@ -1,11 +1,11 @@
 //! The database side of energy maintenance (see [`crate::common::energy`] for the rules), shared
 //! by both backends. Each backend provides the batched statements: `day_rows_in`,
-//! `bucket_energies_in`, `upsert_days` and `set_bucket_energies`.
+//! `bucket_energies_in` and `write_folds` (the days and bucket energies that folds touched).
 //!
-//! The days, bucket energies and energy states of the in-order inverters (the usual case) are
-//! returned as an [`Upkeep`](crate::common::energy::Upkeep) rather than written: the caller
-//! writes them with the batch's other rows (PostgreSQL in one statement), so each touched row is
-//! written once.
+//! The days and bucket energies of the in-order inverters (the usual case), and the new energy
+//! state of every inverter of the batch, are returned as an
+//! [`Upkeep`](crate::common::energy::Upkeep) rather than written: the caller writes them with
+//! the batch's other rows (PostgreSQL in one statement), so each touched row is written once.
 
 /// Expands the energy upkeep methods for a backend store type.
 macro_rules! impl_energy_upkeep {
@@ -198,29 +198,6 @@ macro_rules! impl_energy_upkeep {
                     .execute(&mut **tx)
                     .await?;
                 Self::write_folds(tx, user, &[(target.inverter, fold)]).await
-            }
-
-            /// Writes the days and bucket energies the folds touched (one fold per inverter),
-            /// one statement each.
-            async fn write_folds(
-                tx: &mut sqlx::Transaction<'static, Db>,
-                user: i64,
-                folds: &[(i64, $crate::common::energy::Fold)],
-            ) -> $crate::StoreResult<()> {
-                use $crate::common::energy::BucketWrite;
-                let buckets: Vec<BucketWrite> = folds
-                    .iter()
-                    .flat_map(|(inverter, fold)| {
-                        fold.buckets.iter().map(|(bucket, energy_wh)| BucketWrite {
-                            inverter: *inverter,
-                            bucket: *bucket,
-                            energy_wh: *energy_wh,
-                        })
-                    })
-                    .collect();
-                let days = $crate::common::energy::day_writes(folds);
-                Self::upsert_days(tx, user, &days, $crate::ts::Ts::now()).await?;
-                Self::set_bucket_energies(tx, user, &buckets).await
             }
         }
     };

@@ -88,13 +88,6 @@ pub(crate) const INSERT_MEASUREMENTS: &str = "INSERT INTO measurements (inverter
      WHERE NOT EXISTS (SELECT 1 FROM measurements m WHERE m.inverter_id = u.inverter_id \
      AND m.time = u.time) RETURNING inverter_id, time";
 
-/// Sets the energy of 5-minute buckets (keys unique within the statement).
-pub(crate) const SET_BUCKET_ENERGY: &str = "INSERT INTO rollup_5m (inverter_id, bucket, user_id, \
-     samples, power_sum, power_min, power_max, energy_wh) SELECT u.inverter_id, u.bucket, $1, 0, \
-     0, NULL, NULL, u.energy_wh FROM UNNEST($2::bigint[], $3::timestamptz[], $4::float8[]) \
-     AS u(inverter_id, bucket, energy_wh) \
-     ON CONFLICT (inverter_id, bucket) DO UPDATE SET energy_wh = excluded.energy_wh";
-
 /// The `daily_energy` rows of several inverters, each in its span of days `$3[i]..=$4[i]`.
 pub(crate) const DAY_ROWS_IN: &str = "SELECT d.inverter_id, d.day, d.energy_wh, \
      d.peak_power_w, d.samples, d.state_last_time, d.state_power_w, d.state_yield_day_wh, \
@@ -110,25 +103,6 @@ pub(crate) const BUCKET_ENERGIES_IN: &str = "SELECT b.inverter_id, b.bucket, b.e
      JOIN rollup_5m b ON b.inverter_id = r.inverter_id AND b.bucket >= r.first_bucket \
      AND b.bucket <= r.last_bucket WHERE b.user_id = $1";
 
-/// Upserts `daily_energy` rows of several inverters (keys unique within the statement); `$2`
-/// is `updated_at`.
-pub(crate) const DAY_UPSERT_MANY: &str = "INSERT INTO daily_energy (inverter_id, day, user_id, \
-     energy_wh, peak_power_w, samples, state_last_time, state_power_w, state_yield_day_wh, \
-     state_yield_total_wh, state_pending_total_wh, updated_at) \
-     SELECT u.inverter_id, u.day, $1, u.energy_wh, u.peak_power_w, u.samples, \
-     u.state_last_time, u.state_power_w, u.state_yield_day_wh, u.state_yield_total_wh, \
-     u.state_pending_total_wh, $2 \
-     FROM UNNEST($3::bigint[], $4::date[], $5::float8[], $6::float8[], $7::bigint[], \
-     $8::timestamptz[], $9::float8[], $10::float8[], $11::float8[], $12::float8[]) \
-     AS u(inverter_id, day, energy_wh, peak_power_w, samples, state_last_time, state_power_w, \
-     state_yield_day_wh, state_yield_total_wh, state_pending_total_wh) \
-     ON CONFLICT (inverter_id, day) DO UPDATE SET energy_wh = excluded.energy_wh, \
-     peak_power_w = excluded.peak_power_w, samples = excluded.samples, \
-     state_last_time = excluded.state_last_time, state_power_w = excluded.state_power_w, \
-     state_yield_day_wh = excluded.state_yield_day_wh, \
-     state_yield_total_wh = excluded.state_yield_total_wh, \
-     state_pending_total_wh = excluded.state_pending_total_wh, updated_at = excluded.updated_at";
-
 /// The rest of a batch after its reads, in one statement (one round trip instead of seven):
 /// each part is a data-modifying `WITH` query over `UNNEST` of column arrays (an empty array
 /// writes nothing), each touched row written once, all under the same Row-Level Security
@@ -143,6 +117,9 @@ pub(crate) const DAY_UPSERT_MANY: &str = "INSERT INTO daily_energy (inverter_id,
 ///   with power deltas alone (`$37`–`$42`), two disjoint key sets;
 /// - hourly buckets (`$43`–`$48`);
 /// - `last_seen_at` of the inverters moved forward (`$49` ids, `$50` times).
+///
+/// The recomputation of late days uses it too, with days and bucket energies only (zero power
+/// deltas leave a bucket's power columns as they are).
 pub(crate) const WRITE_REST: &str = "WITH dc AS (INSERT INTO dc_measurements (inverter_id, \
      time, channel, user_id, name, power_w, voltage_v, current_a, yield_day_wh, yield_total_wh, \
      irradiation_pct) SELECT u.inverter_id, u.time, u.channel, $1, u.name, u.power_w, \

@@ -1,21 +1,24 @@
-//! `write_readings` on PostgreSQL: one transaction of five round trips whatever the batch size
-//! (the targets, locked; the AC rows; the stored days; the stored bucket energies; everything
-//! else in one statement), each statement an `INSERT … SELECT FROM UNNEST($arrays)` or a join of
-//! such arrays to the tables by primary key. The energy-state rows of the batch's inverters are
-//! locked first, so concurrent writers of one inverter serialize.
+//! `write_readings` on PostgreSQL: one transaction of seven round trips whatever the batch size
+//! (`BEGIN` with the settings; the targets, locked; the AC rows; the stored days; the stored
+//! bucket energies; everything else in one statement; `COMMIT`), each statement an
+//! `INSERT … SELECT FROM UNNEST($arrays)` or a join of such arrays to the tables by primary key.
+//! Only an inverter with items older than its stored samples costs more (its days are recomputed
+//! on their own). The energy-state rows of the batch's inverters are locked first, so concurrent
+//! writers of one inverter serialize.
 
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deyehard_core::energy::AccumulatorState;
 use deyehard_core::{DcReading, InverterId, Reading, TenantScope};
-use sqlx::Transaction;
-use sqlx::postgres::PgArguments;
+use sqlx::postgres::{PgArguments, PgHasArrayType, PgRow};
 use sqlx::query::Query;
+use sqlx::{Encode, FromRow, Transaction, Type};
 
 use super::{Db, PgStore, dialect};
 use crate::common::energy::{
-    BucketSpan, BucketWrite, DaySpan, DayWrite, InverterDayRow, TargetRow, Upkeep,
+    BucketSpan, DaySpan, DayWrite, Fold, InverterDayRow, Span, Target, TargetRow, bucket_energies,
+    day_writes,
 };
 use crate::common::write::{self as shared, Item, RollupRow, WriteInput, finite};
 use crate::common::{Access, uid};
@@ -72,7 +75,7 @@ impl PgStore {
         let stored = shared::mark_stored(&mut outcomes, &items, &inserted);
         let upkeep = Self::upkeep_energy(tx, user, targets, &stored).await?;
         let seen = shared::seen_times(batch, &owned);
-        write_rest(tx, user, &stored, &upkeep, &seen).await?;
+        write_rest(tx, user, &stored, &upkeep.folds, &upkeep.states, &seen).await?;
         Ok(outcomes)
     }
 
@@ -82,13 +85,7 @@ impl PgStore {
         user: i64,
         spans: &[DaySpan],
     ) -> StoreResult<Vec<InverterDayRow>> {
-        Ok(sqlx::query_as(dialect::DAY_ROWS_IN)
-            .bind(user)
-            .bind(spans.iter().map(|s| s.inverter).collect::<Vec<i64>>())
-            .bind(spans.iter().map(|s| s.first).collect::<Vec<NaiveDate>>())
-            .bind(spans.iter().map(|s| s.last).collect::<Vec<NaiveDate>>())
-            .fetch_all(&mut **tx)
-            .await?)
+        rows_in_spans(tx, dialect::DAY_ROWS_IN, user, spans).await
     }
 
     /// The stored bucket energies of each span, one statement for all inverters.
@@ -97,79 +94,43 @@ impl PgStore {
         user: i64,
         spans: &[BucketSpan],
     ) -> StoreResult<Vec<(i64, Ts, f64)>> {
-        Ok(sqlx::query_as(dialect::BUCKET_ENERGIES_IN)
-            .bind(user)
-            .bind(spans.iter().map(|s| s.inverter).collect::<Vec<i64>>())
-            .bind(spans.iter().map(|s| s.first).collect::<Vec<Ts>>())
-            .bind(spans.iter().map(|s| s.last).collect::<Vec<Ts>>())
-            .fetch_all(&mut **tx)
-            .await?)
+        rows_in_spans(tx, dialect::BUCKET_ENERGIES_IN, user, spans).await
     }
 
-    /// Writes `daily_energy` rows (unique (inverter, day) keys), in one statement.
-    async fn upsert_days(
+    /// Writes the days and bucket energies the folds touched (one fold per inverter), in one
+    /// statement ([`write_rest`] with nothing else to write: the buckets get their energy and
+    /// no power delta).
+    async fn write_folds(
         tx: &mut Transaction<'static, Db>,
         user: i64,
-        days: &[DayWrite<'_>],
-        now: Ts,
+        folds: &[(i64, Fold)],
     ) -> StoreResult<()> {
-        if days.is_empty() {
-            return Ok(());
-        }
-        let state = |f: fn(&AccumulatorState) -> Option<f64>| -> Vec<Option<f64>> {
-            days.iter().map(|d| f(&d.fold.end_state)).collect()
-        };
-        sqlx::query(dialect::DAY_UPSERT_MANY)
-            .bind(user)
-            .bind(now)
-            .bind(days.iter().map(|d| d.inverter).collect::<Vec<i64>>())
-            .bind(days.iter().map(|d| d.day).collect::<Vec<NaiveDate>>())
-            .bind(
-                days.iter()
-                    .map(|d| d.fold.totals.energy_wh)
-                    .collect::<Vec<f64>>(),
-            )
-            .bind(
-                days.iter()
-                    .map(|d| d.fold.totals.peak_power_w)
-                    .collect::<Vec<Option<f64>>>(),
-            )
-            .bind(days.iter().map(|d| d.fold.samples()).collect::<Vec<i64>>())
-            .bind(
-                days.iter()
-                    .map(|d| d.fold.end_state.last_time.map(Ts::new))
-                    .collect::<Vec<Option<Ts>>>(),
-            )
-            .bind(state(|s| s.last_power_w))
-            .bind(state(|s| s.last_yield_day_wh))
-            .bind(state(|s| s.last_yield_total_wh))
-            .bind(state(|s| s.pending_yield_total_wh))
-            .execute(&mut **tx)
-            .await?;
-        Ok(())
-    }
-
-    /// Sets the energy of 5-minute buckets (unique (inverter, bucket) keys), in one statement.
-    async fn set_bucket_energies(
-        tx: &mut Transaction<'static, Db>,
-        user: i64,
-        buckets: &[BucketWrite],
-    ) -> StoreResult<()> {
-        if buckets.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(dialect::SET_BUCKET_ENERGY)
-            .bind(user)
-            .bind(buckets.iter().map(|b| b.inverter).collect::<Vec<i64>>())
-            .bind(buckets.iter().map(|b| b.bucket).collect::<Vec<Ts>>())
-            .bind(buckets.iter().map(|b| b.energy_wh).collect::<Vec<f64>>())
-            .execute(&mut **tx)
-            .await?;
-        Ok(())
+        write_rest(tx, user, &[], folds, &[], &BTreeMap::new()).await
     }
 }
 
 crate::common::upkeep::impl_energy_upkeep!(PgStore);
+
+/// The rows of each span: `sql` takes the tenant, then the spans' inverters, first and last
+/// keys as arrays.
+async fn rows_in_spans<K, R>(
+    tx: &mut Transaction<'static, Db>,
+    sql: &'static str,
+    user: i64,
+    spans: &[Span<K>],
+) -> StoreResult<Vec<R>>
+where
+    K: Copy + Send + 'static + for<'q> Encode<'q, Db> + Type<Db> + PgHasArrayType,
+    R: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    Ok(sqlx::query_as(sql)
+        .bind(user)
+        .bind(spans.iter().map(|s| s.inverter).collect::<Vec<i64>>())
+        .bind(spans.iter().map(|s| s.first).collect::<Vec<K>>())
+        .bind(spans.iter().map(|s| s.last).collect::<Vec<K>>())
+        .fetch_all(&mut **tx)
+        .await?)
+}
 
 /// The AC rows as column arrays; returns the (inverter, time) keys actually inserted.
 async fn insert_measurements(
@@ -236,14 +197,15 @@ fn first_of_each_channel(
 
 /// Writes the rest of a batch after its reads, in one statement ([`dialect::WRITE_REST`]): the
 /// DC rows of the stored readings (a channel repeated within a reading keeps its first row),
-/// the days and states of the energy upkeep, both rollups (each touched bucket written once:
-/// those whose energy the in-order upkeep moved with it, the others with their power deltas
-/// alone) and `last_seen_at`.
+/// the days and bucket energies of the folds and the energy states, both rollups (each touched
+/// bucket written once: those whose energy a fold moved with it, the others with their power
+/// deltas alone) and `last_seen_at`.
 async fn write_rest(
     tx: &mut Transaction<'static, Db>,
     user: i64,
     stored: &[Item<'_>],
-    upkeep: &Upkeep,
+    folds: &[(i64, Fold)],
+    states: &[Target],
     seen: &BTreeMap<i64, Ts>,
 ) -> StoreResult<()> {
     let dc: Vec<(&Item<'_>, &DcReading)> = stored
@@ -253,16 +215,12 @@ async fn write_rest(
     let dc_column = |f: fn(&DcReading) -> Option<f64>| -> Vec<Option<f64>> {
         dc.iter().map(|(_, row)| finite(f(row))).collect()
     };
-    let days = upkeep.day_writes();
-    let day_state = |f: fn(&AccumulatorState) -> Option<f64>| -> Vec<Option<f64>> {
-        days.iter().map(|d| f(&d.fold.end_state)).collect()
-    };
-    let states = &upkeep.states;
+    let days = day_writes(folds);
     let state = |f: fn(&AccumulatorState) -> Option<f64>| -> Vec<Option<f64>> {
         states.iter().map(|t| f(&t.state)).collect()
     };
     let (five, hour) = shared::power_deltas(stored);
-    let (with_energy, power_only) = shared::rollup_rows(&five, &upkeep.bucket_energies());
+    let (with_energy, power_only) = shared::rollup_rows(&five, &bucket_energies(folds));
     let (moved, energy): (Vec<RollupRow>, Vec<f64>) = with_energy.into_iter().unzip();
     let hour: Vec<RollupRow> = hour.into_iter().collect();
     let query = sqlx::query(dialect::WRITE_REST)
@@ -285,31 +243,9 @@ async fn write_rest(
         .bind(dc_column(|row| row.current_a))
         .bind(dc_column(|row| row.yield_day_wh))
         .bind(dc_column(|row| row.yield_total_wh))
-        .bind(dc_column(|row| row.irradiation_pct))
-        // days: $12–$22
-        .bind(Ts::now())
-        .bind(days.iter().map(|d| d.inverter).collect::<Vec<i64>>())
-        .bind(days.iter().map(|d| d.day).collect::<Vec<NaiveDate>>())
-        .bind(
-            days.iter()
-                .map(|d| d.fold.totals.energy_wh)
-                .collect::<Vec<f64>>(),
-        )
-        .bind(
-            days.iter()
-                .map(|d| d.fold.totals.peak_power_w)
-                .collect::<Vec<Option<f64>>>(),
-        )
-        .bind(days.iter().map(|d| d.fold.samples()).collect::<Vec<i64>>())
-        .bind(
-            days.iter()
-                .map(|d| d.fold.end_state.last_time.map(Ts::new))
-                .collect::<Vec<Option<Ts>>>(),
-        )
-        .bind(day_state(|s| s.last_power_w))
-        .bind(day_state(|s| s.last_yield_day_wh))
-        .bind(day_state(|s| s.last_yield_total_wh))
-        .bind(day_state(|s| s.pending_yield_total_wh))
+        .bind(dc_column(|row| row.irradiation_pct));
+    // days: $12–$22
+    let query = bind_days(query, &days, Ts::now())
         // states: $23–$29
         .bind(states.iter().map(|t| t.inverter).collect::<Vec<i64>>())
         .bind(
@@ -338,6 +274,41 @@ async fn write_rest(
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Binds `updated_at` and the columns of `daily_energy` rows (ten arrays).
+fn bind_days<'q>(
+    query: Query<'q, Db, PgArguments>,
+    days: &[DayWrite<'_>],
+    now: Ts,
+) -> Query<'q, Db, PgArguments> {
+    let state = |f: fn(&AccumulatorState) -> Option<f64>| -> Vec<Option<f64>> {
+        days.iter().map(|d| f(&d.fold.end_state)).collect()
+    };
+    query
+        .bind(now)
+        .bind(days.iter().map(|d| d.inverter).collect::<Vec<i64>>())
+        .bind(days.iter().map(|d| d.day).collect::<Vec<NaiveDate>>())
+        .bind(
+            days.iter()
+                .map(|d| d.fold.totals.energy_wh)
+                .collect::<Vec<f64>>(),
+        )
+        .bind(
+            days.iter()
+                .map(|d| d.fold.totals.peak_power_w)
+                .collect::<Vec<Option<f64>>>(),
+        )
+        .bind(days.iter().map(|d| d.fold.samples()).collect::<Vec<i64>>())
+        .bind(
+            days.iter()
+                .map(|d| d.fold.end_state.last_time.map(Ts::new))
+                .collect::<Vec<Option<Ts>>>(),
+        )
+        .bind(state(|s| s.last_power_w))
+        .bind(state(|s| s.last_yield_day_wh))
+        .bind(state(|s| s.last_yield_total_wh))
+        .bind(state(|s| s.pending_yield_total_wh))
 }
 
 /// Binds the key and power-delta columns of rollup rows (six arrays).

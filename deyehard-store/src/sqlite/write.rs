@@ -7,12 +7,14 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use deyehard_core::{DcReading, InverterId, Reading, TenantScope};
-use sqlx::{AssertSqlSafe, Transaction};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{AssertSqlSafe, Encode, FromRow, Transaction, Type};
 
 use super::dialect::{self, MultiRow};
 use super::{Db, SqliteStore};
 use crate::common::energy::{
-    BucketSpan, BucketWrite, DaySpan, DayWrite, InverterDayRow, Target, TargetRow,
+    BucketSpan, BucketWrite, DaySpan, DayWrite, Fold, InverterDayRow, Span, Target, TargetRow,
+    day_writes,
 };
 use crate::common::write::{self as shared, BucketEnergies, Deltas, Item, WriteInput, finite};
 use crate::common::{Access, uid};
@@ -76,16 +78,7 @@ impl SqliteStore {
         user: i64,
         spans: &[DaySpan],
     ) -> StoreResult<Vec<InverterDayRow>> {
-        let mut rows = Vec::new();
-        for chunk in chunks(spans) {
-            let sql = multi_row(&dialect::DAY_ROWS_IN, chunk.len());
-            let mut query = sqlx::query_as::<_, InverterDayRow>(AssertSqlSafe(sql));
-            for span in chunk {
-                query = query.bind(span.inverter).bind(span.first).bind(span.last);
-            }
-            rows.extend(query.bind(user).fetch_all(&mut **tx).await?);
-        }
-        Ok(rows)
+        rows_in_spans(tx, &dialect::DAY_ROWS_IN, user, spans).await
     }
 
     /// The stored bucket energies of each span.
@@ -94,16 +87,27 @@ impl SqliteStore {
         user: i64,
         spans: &[BucketSpan],
     ) -> StoreResult<Vec<(i64, Ts, f64)>> {
-        let mut rows = Vec::new();
-        for chunk in chunks(spans) {
-            let sql = multi_row(&dialect::BUCKET_ENERGIES_IN, chunk.len());
-            let mut query = sqlx::query_as::<_, (i64, Ts, f64)>(AssertSqlSafe(sql));
-            for span in chunk {
-                query = query.bind(span.inverter).bind(span.first).bind(span.last);
-            }
-            rows.extend(query.bind(user).fetch_all(&mut **tx).await?);
-        }
-        Ok(rows)
+        rows_in_spans(tx, &dialect::BUCKET_ENERGIES_IN, user, spans).await
+    }
+
+    /// Writes the days and bucket energies the folds touched (one fold per inverter).
+    async fn write_folds(
+        tx: &mut Transaction<'static, Db>,
+        user: i64,
+        folds: &[(i64, Fold)],
+    ) -> StoreResult<()> {
+        let buckets: Vec<BucketWrite> = folds
+            .iter()
+            .flat_map(|(inverter, fold)| {
+                fold.buckets.iter().map(|(bucket, energy_wh)| BucketWrite {
+                    inverter: *inverter,
+                    bucket: *bucket,
+                    energy_wh: *energy_wh,
+                })
+            })
+            .collect();
+        Self::upsert_days(tx, user, &day_writes(folds), Ts::now()).await?;
+        Self::set_bucket_energies(tx, user, &buckets).await
     }
 
     /// Writes `daily_energy` rows (unique (inverter, day) keys).
@@ -187,6 +191,30 @@ impl SqliteStore {
 }
 
 crate::common::upkeep::impl_energy_upkeep!(SqliteStore);
+
+/// The rows of each span: `statement`'s row template takes a span's inverter, first and last
+/// key, its tail the tenant.
+async fn rows_in_spans<K, R>(
+    tx: &mut Transaction<'static, Db>,
+    statement: &MultiRow,
+    user: i64,
+    spans: &[Span<K>],
+) -> StoreResult<Vec<R>>
+where
+    K: Copy + Send + 'static + for<'q> Encode<'q, Db> + Type<Db>,
+    R: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+{
+    let mut rows = Vec::new();
+    for chunk in chunks(spans) {
+        let sql = multi_row(statement, chunk.len());
+        let mut query = sqlx::query_as::<_, R>(AssertSqlSafe(sql));
+        for span in chunk {
+            query = query.bind(span.inverter).bind(span.first).bind(span.last);
+        }
+        rows.extend(query.bind(user).fetch_all(&mut **tx).await?);
+    }
+    Ok(rows)
+}
 
 /// The statement for `rows` rows: head, the row template repeated, tail. The parameters stay
 /// anonymous `?` (bound in order): SQLite resolves a numbered `$n` through a linear list,
