@@ -218,24 +218,12 @@ pub(crate) fn day_writes(folds: &[(i64, Fold)]) -> Vec<DayWrite<'_>> {
 /// What the energy upkeep of a batch leaves for the caller to write, so that a backend can
 /// write it together with the batch's other rows: the folds of the inverters whose items were
 /// all in order (their days and bucket energies) and the new energy state of every target.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Upkeep {
     /// One fold per in-order inverter.
     pub(crate) folds: Vec<(i64, Fold)>,
     /// Every target of the batch, with its state after the batch.
     pub(crate) states: Vec<Target>,
-}
-
-impl Upkeep {
-    /// The day rows to write.
-    pub(crate) fn day_writes(&self) -> Vec<DayWrite<'_>> {
-        day_writes(&self.folds)
-    }
-
-    /// The new bucket energies, by (inverter, bucket).
-    pub(crate) fn bucket_energies(&self) -> BucketEnergies {
-        bucket_energies(&self.folds)
-    }
 }
 
 /// The bucket energies the folds touched, by (inverter, bucket).
@@ -248,14 +236,6 @@ pub(crate) fn bucket_energies(folds: &[(i64, Fold)]) -> BucketEnergies {
                 .map(move |(bucket, energy_wh)| ((*inverter, *bucket), *energy_wh))
         })
         .collect()
-}
-
-/// The energy of one 5-minute bucket of one inverter to set.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct BucketWrite {
-    pub(crate) inverter: i64,
-    pub(crate) bucket: Ts,
-    pub(crate) energy_wh: f64,
 }
 
 /// One day as the fold leaves it.

@@ -13,7 +13,7 @@ use sqlx::{AssertSqlSafe, Encode, FromRow, Transaction, Type};
 use super::dialect::{self, MultiRow};
 use super::{Db, SqliteStore};
 use crate::common::energy::{
-    BucketSpan, BucketWrite, DaySpan, DayWrite, Fold, InverterDayRow, Span, Target, TargetRow,
+    BucketSpan, DaySpan, DayWrite, Fold, InverterDayRow, Span, Target, TargetRow, bucket_energies,
     day_writes,
 };
 use crate::common::write::{self as shared, BucketEnergies, Deltas, Item, WriteInput, finite};
@@ -56,10 +56,10 @@ impl SqliteStore {
         let stored = shared::mark_stored(&mut outcomes, &items, &inserted);
         insert_dc(tx, user, &stored).await?;
         let upkeep = Self::upkeep_energy(tx, user, targets, &stored).await?;
-        Self::upsert_days(tx, user, &upkeep.day_writes(), Ts::now()).await?;
+        Self::upsert_days(tx, user, &day_writes(&upkeep.folds), Ts::now()).await?;
         Self::update_states(tx, user, &upkeep.states).await?;
         let (five, hour) = shared::power_deltas(&stored);
-        upsert_rollups(tx, user, &five, &hour, &upkeep.bucket_energies()).await?;
+        upsert_rollups(tx, user, &five, &hour, &bucket_energies(&upkeep.folds)).await?;
         let seen: Vec<(i64, Ts)> = shared::seen_times(batch, &owned).into_iter().collect();
         for chunk in chunks(&seen) {
             let mut query =
@@ -96,18 +96,8 @@ impl SqliteStore {
         user: i64,
         folds: &[(i64, Fold)],
     ) -> StoreResult<()> {
-        let buckets: Vec<BucketWrite> = folds
-            .iter()
-            .flat_map(|(inverter, fold)| {
-                fold.buckets.iter().map(|(bucket, energy_wh)| BucketWrite {
-                    inverter: *inverter,
-                    bucket: *bucket,
-                    energy_wh: *energy_wh,
-                })
-            })
-            .collect();
         Self::upsert_days(tx, user, &day_writes(folds), Ts::now()).await?;
-        Self::set_bucket_energies(tx, user, &buckets).await
+        Self::set_bucket_energies(tx, user, &bucket_energies(folds)).await
     }
 
     /// Writes `daily_energy` rows (unique (inverter, day) keys).
@@ -145,19 +135,20 @@ impl SqliteStore {
     async fn set_bucket_energies(
         tx: &mut Transaction<'static, Db>,
         user: i64,
-        buckets: &[BucketWrite],
+        buckets: &BucketEnergies,
     ) -> StoreResult<()> {
-        for chunk in chunks(buckets) {
+        let buckets: Vec<((i64, Ts), f64)> = buckets.iter().map(|(k, e)| (*k, *e)).collect();
+        for chunk in chunks(&buckets) {
             let mut query = sqlx::query(AssertSqlSafe(multi_row(
                 &dialect::SET_BUCKET_ENERGY,
                 chunk.len(),
             )));
-            for b in chunk {
+            for ((inverter, bucket), energy_wh) in chunk {
                 query = query
-                    .bind(b.inverter)
-                    .bind(b.bucket)
+                    .bind(*inverter)
+                    .bind(*bucket)
                     .bind(user)
-                    .bind(b.energy_wh);
+                    .bind(*energy_wh);
             }
             query.execute(&mut **tx).await?;
         }
