@@ -34,9 +34,12 @@ use crate::{ReadingWriter, StoreResult};
 /// 40 ms instead of 0.1 ms; the `last_seen_at` update of 64 inverters of a tenant with 4,000
 /// took 7 ms (the tenant's rows materialized and joined to each id) instead of 0.7 ms. So scans
 /// and hash and merge joins are ruled out, and the plan is the generic one (made once per
-/// connection, without the values, which probes the keys).
+/// connection, without the values, which probes the keys). Memoize is off too: the batch's keys
+/// are unique, so its cache would never hit. (The tenant's `inverters` rows are reached by id
+/// whatever the statistics say: see `dialect::same_tenant!`.)
 const INDEX_LOOKUPS_ONLY: &str = ", set_config('enable_seqscan', 'off', true), \
      set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true), \
+     set_config('enable_memoize', 'off', true), \
      set_config('plan_cache_mode', 'force_generic_plan', true)";
 
 impl ReadingWriter for PgStore {
@@ -331,4 +334,108 @@ fn bind_rollup<'q>(
                 .map(|r| r.1.power_max)
                 .collect::<Vec<Option<f64>>>(),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::{Connection, PgConnection};
+
+    use super::*;
+    use crate::model::StoreOptions;
+
+    /// The generic plan of `sql` (its `$1` the tenant 1, the other parameters NULL) inside a
+    /// write transaction's settings.
+    async fn generic_plan(conn: &mut PgConnection, sql: &str) -> String {
+        let params = (1..100)
+            .take_while(|n| sql.contains(&format!("${n}")))
+            .map(|n| if n == 1 { "1" } else { "NULL" })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut tx = conn.begin().await.expect("begin");
+        let settings = format!(
+            "SELECT set_config('role', 'deyehard_app', true), \
+             set_config('app.current_user_id', '1', true){INDEX_LOOKUPS_ONLY}"
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(settings))
+            .execute(&mut *tx)
+            .await
+            .expect("settings");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PREPARE w AS {sql}")))
+            .execute(&mut *tx)
+            .await
+            .expect("prepare");
+        let lines: Vec<String> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN EXECUTE w({params})")))
+                .fetch_all(&mut *tx)
+                .await
+                .expect("explain");
+        tx.rollback().await.expect("rollback");
+        sqlx::raw_sql("DEALLOCATE w")
+            .execute(&mut *conn)
+            .await
+            .expect("deallocate");
+        lines.join("\n")
+    }
+
+    /// On a database whose statistics were never gathered, with tenants of hundreds of
+    /// inverters, the write statements probe `inverters` by id instead of reading all of a
+    /// tenant's rows through `inverters_user_idx` (see `dialect::same_tenant!`).
+    #[tokio::test]
+    async fn write_plans_reach_inverters_by_id() {
+        let admin_url = std::env::var("DEYEHARD_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let mut admin = PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|err| {
+                panic!(
+                    "PostgreSQL is not reachable at {admin_url} ({err}): start it with \
+                 `pg_ctlcluster 15 main start` or set DEYEHARD_TEST_PG_URL"
+                )
+            });
+        let name = format!("dh_test_plan_{}", std::process::id());
+        let url = match admin_url.rsplit_once('/') {
+            Some((root, _)) => format!("{root}/{name}"),
+            None => panic!("DEYEHARD_TEST_PG_URL has no database: {admin_url}"),
+        };
+        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(drop.clone()))
+            .execute(&mut admin)
+            .await
+            .expect("drop leftover");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("create database");
+        let store = PgStore::connect(&url, &StoreOptions::default())
+            .await
+            .expect("migrate");
+        let mut conn = PgConnection::connect(&url).await.expect("connect");
+        sqlx::raw_sql(
+            "INSERT INTO users (email, password_hash, time_zone, created_at) \
+             SELECT 'u' || n || '@example.com', 'x', 'UTC', now() FROM generate_series(1, 3) n; \
+             INSERT INTO inverters (user_id, name, kind, serial, created_at) \
+             SELECT 1 + n % 3, 'i', 'opendtu', 's' || n, now() FROM generate_series(1, 900) n",
+        )
+        .execute(&mut conn)
+        .await
+        .expect("provision");
+        let mut plans = Vec::new();
+        for sql in [
+            dialect::WRITE_TARGETS,
+            dialect::WRITE_REST,
+            dialect::TOUCH_MANY,
+        ] {
+            plans.push(generic_plan(&mut conn, sql).await);
+        }
+        conn.close().await.expect("close");
+        store.pool.close().await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+            .execute(&mut admin)
+            .await
+            .expect("drop database");
+        for plan in plans {
+            assert!(plan.contains("inverters i"), "{plan}");
+            assert!(!plan.contains("inverters_user_idx"), "{plan}");
+        }
+    }
 }
