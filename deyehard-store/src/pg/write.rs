@@ -338,28 +338,30 @@ fn bind_rollup<'q>(
 
 #[cfg(test)]
 mod tests {
+    use deyehard_core::UserId;
     use sqlx::{Connection, PgConnection};
 
     use super::*;
     use crate::model::StoreOptions;
 
-    /// The generic plan of `sql` (its `$1` the tenant 1, the other parameters NULL) inside a
-    /// write transaction's settings.
-    async fn generic_plan(conn: &mut PgConnection, sql: &str) -> String {
+    /// The generic plan of `sql` (its `$1` the tenant, the other parameters NULL) in a write
+    /// transaction of `scope` (the settings of [`ReadingWriter::write_readings`]).
+    async fn generic_plan(store: &PgStore, scope: &TenantScope, sql: &str) -> String {
         let params = (1..100)
             .take_while(|n| sql.contains(&format!("${n}")))
-            .map(|n| if n == 1 { "1" } else { "NULL" })
+            .map(|n| {
+                if n == 1 {
+                    uid(scope).to_string()
+                } else {
+                    "NULL".to_owned()
+                }
+            })
             .collect::<Vec<_>>()
             .join(", ");
-        let mut tx = conn.begin().await.expect("begin");
-        let settings = format!(
-            "SELECT set_config('role', 'deyehard_app', true), \
-             set_config('app.current_user_id', '1', true){INDEX_LOOKUPS_ONLY}"
-        );
-        sqlx::raw_sql(sqlx::AssertSqlSafe(settings))
-            .execute(&mut *tx)
+        let mut tx = store
+            .begin_with_settings(Access::Tenant(scope), INDEX_LOOKUPS_ONLY)
             .await
-            .expect("settings");
+            .expect("begin");
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PREPARE w AS {sql}")))
             .execute(&mut *tx)
             .await
@@ -369,11 +371,12 @@ mod tests {
                 .fetch_all(&mut *tx)
                 .await
                 .expect("explain");
-        tx.rollback().await.expect("rollback");
+        // Not transactional: the pooled connection must not keep it.
         sqlx::raw_sql("DEALLOCATE w")
-            .execute(&mut *conn)
+            .execute(&mut *tx)
             .await
             .expect("deallocate");
+        tx.rollback().await.expect("rollback");
         lines.join("\n")
     }
 
@@ -389,7 +392,7 @@ mod tests {
             .unwrap_or_else(|err| {
                 panic!(
                     "PostgreSQL is not reachable at {admin_url} ({err}): start it with \
-                 `pg_ctlcluster 15 main start` or set DEYEHARD_TEST_PG_URL"
+                     `pg_ctlcluster 15 main start` or set DEYEHARD_TEST_PG_URL"
                 )
             });
         let name = format!("dh_test_plan_{}", std::process::id());
@@ -409,25 +412,25 @@ mod tests {
         let store = PgStore::connect(&url, &StoreOptions::default())
             .await
             .expect("migrate");
-        let mut conn = PgConnection::connect(&url).await.expect("connect");
+        // As the login role, outside any tenant: three tenants of 300 inverters, no ANALYZE.
         sqlx::raw_sql(
             "INSERT INTO users (email, password_hash, time_zone, created_at) \
              SELECT 'u' || n || '@example.com', 'x', 'UTC', now() FROM generate_series(1, 3) n; \
              INSERT INTO inverters (user_id, name, kind, serial, created_at) \
              SELECT 1 + n % 3, 'i', 'opendtu', 's' || n, now() FROM generate_series(1, 900) n",
         )
-        .execute(&mut conn)
+        .execute(&store.pool)
         .await
         .expect("provision");
+        let scope = TenantScope::for_tests(UserId::new(1));
         let mut plans = Vec::new();
         for sql in [
             dialect::WRITE_TARGETS,
             dialect::WRITE_REST,
             dialect::TOUCH_MANY,
         ] {
-            plans.push(generic_plan(&mut conn, sql).await);
+            plans.push(generic_plan(&store, &scope, sql).await);
         }
-        conn.close().await.expect("close");
         store.pool.close().await;
         sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
             .execute(&mut admin)
