@@ -1,6 +1,7 @@
 //! The database side of energy maintenance (see [`crate::common::energy`] for the rules), shared
-//! by both backends. Each backend provides the batched statements: `day_rows_in`,
-//! `bucket_energies_in` and `write_folds` (the days and bucket energies that folds touched).
+//! by both backends. Each backend provides the batched statements: `stored_energy_in` (the
+//! stored days and bucket energies of spans) and `write_folds` (the days and bucket energies
+//! that folds touched).
 //!
 //! The days and bucket energies of the in-order inverters (the usual case), and the new energy
 //! state of every inverter of the batch, are returned as an
@@ -84,14 +85,14 @@ macro_rules! impl_energy_upkeep {
                 if day_spans.is_empty() {
                     return Ok(Vec::new());
                 }
+                let (day_rows, bucket_rows) =
+                    Self::stored_energy_in(tx, user, &day_spans, &bucket_spans).await?;
                 let mut days: HashMap<i64, Vec<energy::DayRow>> = HashMap::new();
-                for row in Self::day_rows_in(tx, user, &day_spans).await? {
+                for row in day_rows {
                     days.entry(row.inverter_id).or_default().push(row.row);
                 }
                 let mut buckets: HashMap<i64, Vec<($crate::ts::Ts, f64)>> = HashMap::new();
-                for (inverter, bucket, energy_wh) in
-                    Self::bucket_energies_in(tx, user, &bucket_spans).await?
-                {
+                for (inverter, bucket, energy_wh) in bucket_rows {
                     buckets
                         .entry(inverter)
                         .or_default()

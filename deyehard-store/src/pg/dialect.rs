@@ -107,17 +107,18 @@ pub(crate) const INSERT_MEASUREMENTS: &str = "INSERT INTO measurements (inverter
      WHERE NOT EXISTS (SELECT 1 FROM measurements m WHERE m.inverter_id = u.inverter_id \
      AND m.time = u.time) RETURNING inverter_id, time";
 
-/// The `daily_energy` rows of several inverters, each in its span of days `$3[i]..=$4[i]`.
-pub(crate) const DAY_ROWS_IN: &str = "SELECT d.inverter_id, d.day, d.energy_wh, \
+/// The `daily_energy` rows of several inverters, each in its span of days `$3[i]..=$4[i]`,
+/// then the bucket energies of several inverters, each in its span of 5-minute buckets
+/// `$6[i]..=$7[i]`: one round trip for both reads of a batch. A day row has `bucket` NULL, a
+/// bucket row has it set (and only `inverter_id` and `energy_wh` besides).
+pub(crate) const STORED_ENERGY_IN: &str = "SELECT d.inverter_id, d.day, d.energy_wh, \
      d.peak_power_w, d.samples, d.state_last_time, d.state_power_w, d.state_yield_day_wh, \
-     d.state_yield_total_wh, d.state_pending_total_wh \
+     d.state_yield_total_wh, d.state_pending_total_wh, NULL::timestamptz AS bucket \
      FROM UNNEST($2::bigint[], $3::date[], $4::date[]) AS r(inverter_id, first_day, last_day) \
      JOIN daily_energy d ON d.inverter_id = r.inverter_id AND d.day >= r.first_day \
-     AND d.day <= r.last_day WHERE d.user_id = $1";
-
-/// The bucket energies of several inverters, each in its span of buckets `$3[i]..=$4[i]`.
-pub(crate) const BUCKET_ENERGIES_IN: &str = "SELECT b.inverter_id, b.bucket, b.energy_wh \
-     FROM UNNEST($2::bigint[], $3::timestamptz[], $4::timestamptz[]) \
+     AND d.day <= r.last_day WHERE d.user_id = $1 \
+     UNION ALL SELECT b.inverter_id, NULL, b.energy_wh, NULL, NULL, NULL, NULL, NULL, NULL, \
+     NULL, b.bucket FROM UNNEST($5::bigint[], $6::timestamptz[], $7::timestamptz[]) \
      AS r(inverter_id, first_bucket, last_bucket) \
      JOIN rollup_5m b ON b.inverter_id = r.inverter_id AND b.bucket >= r.first_bucket \
      AND b.bucket <= r.last_bucket WHERE b.user_id = $1";

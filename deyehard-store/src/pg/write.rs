@@ -1,6 +1,6 @@
-//! `write_readings` on PostgreSQL: one transaction of seven round trips whatever the batch size
-//! (`BEGIN` with the settings; the targets, locked; the AC rows; the stored days; the stored
-//! bucket energies; everything else in one statement; `COMMIT`), each statement an
+//! `write_readings` on PostgreSQL: one transaction of six round trips whatever the batch size
+//! (`BEGIN` with the settings; the targets, locked; the AC rows; the stored days and bucket
+//! energies; everything else in one statement; `COMMIT`), each statement an
 //! `INSERT … SELECT FROM UNNEST($arrays)` or a join of such arrays to the tables by primary key.
 //! Only an inverter with items older than its stored samples costs more (its days are recomputed
 //! on their own). The energy-state rows of the batch's inverters are locked first, so concurrent
@@ -11,13 +11,13 @@ use std::collections::{BTreeMap, HashSet};
 use chrono::{DateTime, NaiveDate, Utc};
 use deyehard_core::energy::AccumulatorState;
 use deyehard_core::{DcReading, InverterId, Reading, TenantScope};
-use sqlx::postgres::{PgArguments, PgHasArrayType, PgRow};
+use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
-use sqlx::{Encode, FromRow, Transaction, Type};
+use sqlx::{FromRow, Row, Transaction};
 
 use super::{Db, PgStore, dialect};
 use crate::common::energy::{
-    BucketSpan, DaySpan, DayWrite, Fold, InverterDayRow, Span, Target, TargetRow, bucket_energies,
+    BucketSpan, DaySpan, DayWrite, Fold, InverterDayRow, Target, TargetRow, bucket_energies,
     day_writes,
 };
 use crate::common::write::{self as shared, Item, RollupRow, WriteInput, finite};
@@ -82,22 +82,36 @@ impl PgStore {
         Ok(outcomes)
     }
 
-    /// The stored days of each span, one statement for all inverters.
-    async fn day_rows_in(
+    /// The stored days of each day span and the stored bucket energies of each bucket span, in
+    /// one statement ([`dialect::STORED_ENERGY_IN`]).
+    async fn stored_energy_in(
         tx: &mut Transaction<'static, Db>,
         user: i64,
-        spans: &[DaySpan],
-    ) -> StoreResult<Vec<InverterDayRow>> {
-        rows_in_spans(tx, dialect::DAY_ROWS_IN, user, spans).await
-    }
-
-    /// The stored bucket energies of each span, one statement for all inverters.
-    async fn bucket_energies_in(
-        tx: &mut Transaction<'static, Db>,
-        user: i64,
-        spans: &[BucketSpan],
-    ) -> StoreResult<Vec<(i64, Ts, f64)>> {
-        rows_in_spans(tx, dialect::BUCKET_ENERGIES_IN, user, spans).await
+        days: &[DaySpan],
+        buckets: &[BucketSpan],
+    ) -> StoreResult<(Vec<InverterDayRow>, Vec<(i64, Ts, f64)>)> {
+        let rows = sqlx::query(dialect::STORED_ENERGY_IN)
+            .bind(user)
+            .bind(days.iter().map(|s| s.inverter).collect::<Vec<i64>>())
+            .bind(days.iter().map(|s| s.first).collect::<Vec<NaiveDate>>())
+            .bind(days.iter().map(|s| s.last).collect::<Vec<NaiveDate>>())
+            .bind(buckets.iter().map(|s| s.inverter).collect::<Vec<i64>>())
+            .bind(buckets.iter().map(|s| s.first).collect::<Vec<Ts>>())
+            .bind(buckets.iter().map(|s| s.last).collect::<Vec<Ts>>())
+            .fetch_all(&mut **tx)
+            .await?;
+        let (mut day_rows, mut bucket_rows) = (Vec::new(), Vec::new());
+        for row in rows {
+            match row.try_get::<Option<Ts>, _>("bucket")? {
+                None => day_rows.push(InverterDayRow::from_row(&row)?),
+                Some(bucket) => bucket_rows.push((
+                    row.try_get("inverter_id")?,
+                    bucket,
+                    row.try_get("energy_wh")?,
+                )),
+            }
+        }
+        Ok((day_rows, bucket_rows))
     }
 
     /// Writes the days and bucket energies the folds touched (one fold per inverter), in one
@@ -113,27 +127,6 @@ impl PgStore {
 }
 
 crate::common::upkeep::impl_energy_upkeep!(PgStore);
-
-/// The rows of each span: `sql` takes the tenant, then the spans' inverters, first and last
-/// keys as arrays.
-async fn rows_in_spans<K, R>(
-    tx: &mut Transaction<'static, Db>,
-    sql: &'static str,
-    user: i64,
-    spans: &[Span<K>],
-) -> StoreResult<Vec<R>>
-where
-    K: Copy + Send + 'static + for<'q> Encode<'q, Db> + Type<Db> + PgHasArrayType,
-    R: for<'r> FromRow<'r, PgRow> + Send + Unpin,
-{
-    Ok(sqlx::query_as(sql)
-        .bind(user)
-        .bind(spans.iter().map(|s| s.inverter).collect::<Vec<i64>>())
-        .bind(spans.iter().map(|s| s.first).collect::<Vec<K>>())
-        .bind(spans.iter().map(|s| s.last).collect::<Vec<K>>())
-        .fetch_all(&mut **tx)
-        .await?)
-}
 
 /// The AC rows as column arrays; returns the (inverter, time) keys actually inserted.
 async fn insert_measurements(

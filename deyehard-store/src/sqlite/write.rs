@@ -72,22 +72,17 @@ impl SqliteStore {
         Ok(outcomes)
     }
 
-    /// The stored days of each span.
-    async fn day_rows_in(
+    /// The stored days of each day span and the stored bucket energies of each bucket span.
+    async fn stored_energy_in(
         tx: &mut Transaction<'static, Db>,
         user: i64,
-        spans: &[DaySpan],
-    ) -> StoreResult<Vec<InverterDayRow>> {
-        rows_in_spans(tx, &dialect::DAY_ROWS_IN, user, spans).await
-    }
-
-    /// The stored bucket energies of each span.
-    async fn bucket_energies_in(
-        tx: &mut Transaction<'static, Db>,
-        user: i64,
-        spans: &[BucketSpan],
-    ) -> StoreResult<Vec<(i64, Ts, f64)>> {
-        rows_in_spans(tx, &dialect::BUCKET_ENERGIES_IN, user, spans).await
+        days: &[DaySpan],
+        buckets: &[BucketSpan],
+    ) -> StoreResult<(Vec<InverterDayRow>, Vec<(i64, Ts, f64)>)> {
+        Ok((
+            rows_in_spans(tx, &dialect::DAY_ROWS_IN, user, days).await?,
+            rows_in_spans(tx, &dialect::BUCKET_ENERGIES_IN, user, buckets).await?,
+        ))
     }
 
     /// Writes the days and bucket energies the folds touched (one fold per inverter).
