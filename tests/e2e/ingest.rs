@@ -890,7 +890,8 @@ async fn sixty_four_concurrent_clients_lose_nothing(backend: Backend) {
     }
     let mut options = IngestOptions::default();
     options.api_keys.rate_limit = None;
-    let server = Arc::new(TestServer::start_on(db.store.clone(), options).await);
+    // As `serve` runs it: the batch writers on their own thread (and pool, on PostgreSQL).
+    let server = Arc::new(TestServer::start_serving(&db, options).await);
     let client = http_client();
     let start = utc(2026, 6, 1, 4, 0, 0);
     let until = tokio::time::Instant::now() + Duration::from_secs(3);

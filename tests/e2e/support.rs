@@ -452,6 +452,8 @@ pub struct TestServer {
     _mail_dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
+    /// The batch writers' runtime and the shared store, when the server has one.
+    writers: Option<(deyehard_server::WriterRuntime, Arc<Store>)>,
 }
 
 impl TestServer {
@@ -464,8 +466,34 @@ impl TestServer {
         .await
     }
 
+    /// A server on `store` as `deyehard-server serve` runs it: the pushes' batch writers on a
+    /// thread of their own, with a pool of their own on PostgreSQL.
+    pub async fn start_serving(store: &TestStore, options: deyehard_server::IngestOptions) -> Self {
+        let url = store
+            .pg_database()
+            .map(|(admin, name)| with_database(admin, name));
+        let writers = deyehard_server::WriterRuntime::start(
+            &store.store,
+            url.as_deref(),
+            &StoreOptions::default(),
+        )
+        .await
+        .expect("writer runtime");
+        let mut server = Self::start_with(store.store.clone(), &options, Some(&writers)).await;
+        server.writers = Some((writers, store.store.clone()));
+        server
+    }
+
     /// A server on any store, with these ingestion options.
     pub async fn start_on(store: Arc<Store>, options: deyehard_server::IngestOptions) -> Self {
+        Self::start_with(store, &options, None).await
+    }
+
+    async fn start_with(
+        store: Arc<Store>,
+        options: &deyehard_server::IngestOptions,
+        writers: Option<&deyehard_server::WriterRuntime>,
+    ) -> Self {
         init_test_process();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let addr = listener.local_addr().expect("local address");
@@ -482,7 +510,10 @@ impl TestServer {
         )
         .expect("mailer");
         let accounts = deyehard_server::accounts::Accounts::new(settings, secrets, mailer);
-        let state = deyehard_server::AppState::new(store, accounts, &options);
+        let mut state = deyehard_server::AppState::new(store, accounts, options);
+        if let Some(writers) = writers {
+            state = state.with_writer_runtime(writers, options);
+        }
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(deyehard_server::run_with(listener, state, async move {
             let _ = stopped.await;
@@ -493,6 +524,7 @@ impl TestServer {
             _mail_dir: mail_dir,
             stop: Some(stop),
             task: Some(task),
+            writers: None,
         }
     }
 
@@ -543,6 +575,9 @@ impl TestServer {
                 .expect("server stops in time")
                 .expect("server task")
                 .expect("server result");
+        }
+        if let Some((writers, shared)) = self.writers.take() {
+            writers.shutdown(&shared).await;
         }
     }
 }

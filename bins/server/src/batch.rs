@@ -18,7 +18,12 @@
 //!   inverters first, in id order, so writes of one inverter serialize (and a reading that loses
 //!   the race is handled as a late one).
 //! - The writer is a spawned task: a client that hangs up does not cancel a write that other
-//!   pushes wait for.
+//!   pushes wait for. When serving, the writers run on a [`WriterRuntime`] (a thread of their
+//!   own, with a connection pool of their own on PostgreSQL), so that each reply of the database
+//!   resumes the writer at once instead of after the HTTP work queued on the main runtime: under
+//!   load a write transaction waits for several replies, and each wait lengthened every push of
+//!   the batch (measured on two cores, 64 clients: 6.7–6.8 instead of 7.8–8.8 ms per batch,
+//!   4,700 instead of 3,800–4,000 pushes/s, with `PING_IDLE_AFTER` in the store).
 //! - Tenants do not wait for each other (separate queues, separate transactions, as Row-Level
 //!   Security wants).
 //!
@@ -36,10 +41,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use chrono::Utc;
 use deyehard_collector::ops::INGEST_BATCH_PUSHES;
 use deyehard_core::{DeviceSerial, InverterId, Reading, TenantScope, UserId};
-use deyehard_store::{InverterStore, ReadingWriter, Store, StoreError, WriteOutcome};
+use deyehard_store::{InverterStore, ReadingWriter, Store, StoreError, StoreOptions, WriteOutcome};
+use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
 /// What became of one reading of a push.
@@ -106,9 +113,72 @@ struct Known {
     fetched: Instant,
 }
 
+/// A thread of its own for the batch writers, with a single-threaded runtime, and the store
+/// they write through: on PostgreSQL a pool of its own, connected from that thread so that its
+/// sockets are driven by it; on SQLite the shared store (its single writer connection has a
+/// thread of its own anyway). See the module documentation for why.
+pub struct WriterRuntime {
+    handle: Handle,
+    store: Arc<Store>,
+    /// Ends the thread's runtime when sent or dropped.
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl WriterRuntime {
+    /// Starts the thread; with a PostgreSQL `store`, connects a second pool to `database_url`
+    /// (the same database) from it.
+    pub async fn start(
+        store: &Arc<Store>,
+        database_url: Option<&str>,
+        options: &StoreOptions,
+    ) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the ingest runtime")?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("deyehard-ingest".to_owned())
+            .spawn(move || {
+                let _ = runtime.block_on(stopped);
+            })
+            .context("cannot start the ingest thread")?;
+        let mut started = Self {
+            handle,
+            store: store.clone(),
+            stop: Some(stop),
+        };
+        if let (Store::Postgres(_), Some(url)) = (store.as_ref(), database_url) {
+            let (url, options) = (url.to_owned(), options.clone());
+            let connected = started
+                .handle
+                .spawn(async move { Store::connect(&url, &options).await })
+                .await
+                .context("the ingest runtime failed")?
+                .context("cannot connect the ingest pool")?;
+            started.store = Arc::new(connected);
+        }
+        Ok(started)
+    }
+
+    /// Closes the writers' pool (when it is their own) and ends the thread: call once the
+    /// pushes are answered (the web server stopped).
+    pub async fn shutdown(mut self, shared: &Arc<Store>) {
+        if !Arc::ptr_eq(&self.store, shared) {
+            self.store.close().await;
+        }
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
 /// Per-tenant queues, their writers, and the tenants' serial maps.
 pub struct Batcher {
     store: Arc<Store>,
+    /// Where the writers run: the caller's runtime when `None`.
+    runtime: Option<Handle>,
     max_readings: usize,
     max_writers: usize,
     queues: Mutex<HashMap<TenantScope, Queue>>,
@@ -122,8 +192,28 @@ impl Batcher {
     /// larger than that is written alone) and at most `max_writers` transactions of one tenant
     /// at a time.
     pub fn new(store: Arc<Store>, max_readings: usize, max_writers: usize) -> Arc<Self> {
+        Self::build(store, None, max_readings, max_writers)
+    }
+
+    /// Like [`Batcher::new`], with the writers on `runtime` and writing through its store.
+    pub fn on(runtime: &WriterRuntime, max_readings: usize, max_writers: usize) -> Arc<Self> {
+        Self::build(
+            runtime.store.clone(),
+            Some(runtime.handle.clone()),
+            max_readings,
+            max_writers,
+        )
+    }
+
+    fn build(
+        store: Arc<Store>,
+        runtime: Option<Handle>,
+        max_readings: usize,
+        max_writers: usize,
+    ) -> Arc<Self> {
         Arc::new(Self {
             store,
+            runtime,
             max_readings: max_readings.max(1),
             max_writers: max_writers.max(1),
             queues: Mutex::new(HashMap::new()),
@@ -155,7 +245,11 @@ impl Batcher {
             start
         };
         if start_writer {
-            tokio::spawn(self.clone().drain(scope));
+            let writer = self.clone().drain(scope);
+            match &self.runtime {
+                Some(runtime) => drop(runtime.spawn(writer)),
+                None => drop(tokio::spawn(writer)),
+            }
         }
         // The writer always answers; a dropped sender means it panicked.
         answer.await.unwrap_or(Err(BatchError::Failed))

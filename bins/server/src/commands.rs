@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::IngestOptions;
+use crate::batch::WriterRuntime;
 use crate::cli::{ApiKeyCommand, Cli, Command, InverterAddArgs, InverterCommand, UserCommand};
 use crate::config::{MetricsListen, ServerSettings};
 use crate::ratelimit::RateQuota;
@@ -240,7 +241,14 @@ async fn serve(settings: &ServerSettings, store: Arc<Store>) -> anyhow::Result<(
         "{}",
         banner(settings, local, collector.as_ref().map(|c| c.0))
     );
-    let mut state = crate::AppState::new(store.clone(), accounts, &ingest);
+    let writers = WriterRuntime::start(
+        &store,
+        settings.database_url.as_ref().map(|u| u.expose()),
+        &settings.store_options(),
+    )
+    .await?;
+    let mut state = crate::AppState::new(store.clone(), accounts, &ingest)
+        .with_writer_runtime(&writers, &ingest);
     if let Some((addr, _)) = &collector {
         state.collector_port = addr.port();
     }
@@ -265,6 +273,7 @@ async fn serve(settings: &ServerSettings, store: Arc<Store>) -> anyhow::Result<(
             .context("metrics task")?
             .context("metrics listener")?;
     }
+    writers.shutdown(&store).await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::accounts::Accounts;
 use crate::api::{self, ApiKeys, IngestOptions};
-use crate::batch::Batcher;
+use crate::batch::{Batcher, WriterRuntime};
 use crate::security::{CsrfGuard, SecurityHeaders};
 use poem::middleware::CookieJarManager;
 
@@ -37,13 +37,13 @@ pub struct AppState {
 impl AppState {
     /// Wraps the store, the account service and the ingestion pipeline built from `ingest`.
     pub fn new(store: Arc<Store>, accounts: Accounts, ingest: &IngestOptions) -> Self {
-        let writers = match store.as_ref() {
-            Store::Sqlite(_) => 1,
-            Store::Postgres(_) => ingest.writers_per_tenant,
-        };
         Self {
             api_keys: Arc::new(ApiKeys::new(store.clone(), &ingest.api_keys)),
-            batcher: Batcher::new(store.clone(), ingest.max_batch_readings, writers),
+            batcher: Batcher::new(
+                store.clone(),
+                ingest.max_batch_readings,
+                writers_per_tenant(&store, ingest),
+            ),
             collector_port: 10000,
             accounts,
             store,
@@ -51,10 +51,28 @@ impl AppState {
         }
     }
 
+    /// The same state with the pushes' batch writers on `runtime` (see [`WriterRuntime`]).
+    pub fn with_writer_runtime(mut self, runtime: &WriterRuntime, ingest: &IngestOptions) -> Self {
+        self.batcher = Batcher::on(
+            runtime,
+            ingest.max_batch_readings,
+            writers_per_tenant(&self.store, ingest),
+        );
+        self
+    }
+
     /// The same state without `/metrics` on the web listener.
     pub fn without_metrics(mut self) -> Self {
         self.serve_metrics = false;
         self
+    }
+}
+
+/// Concurrent write transactions per tenant: SQLite has one writer connection.
+fn writers_per_tenant(store: &Store, ingest: &IngestOptions) -> usize {
+    match store {
+        Store::Sqlite(_) => 1,
+        Store::Postgres(_) => ingest.writers_per_tenant,
     }
 }
 

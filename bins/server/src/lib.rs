@@ -39,7 +39,7 @@ use deyehard_store::Store;
 use tokio::net::TcpListener;
 
 pub use api::IngestOptions;
-pub use batch::{BatchError, Batcher, ItemOutcome};
+pub use batch::{BatchError, Batcher, ItemOutcome, WriterRuntime};
 pub use commands::open_store;
 pub use deyehard_collector::shutdown_signal;
 pub use error::{ApiError, ErrorBody};
