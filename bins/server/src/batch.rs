@@ -22,8 +22,9 @@
 //!   own, with a connection pool of their own on PostgreSQL), so that each reply of the database
 //!   resumes the writer at once instead of after the HTTP work queued on the main runtime: under
 //!   load a write transaction waits for several replies, and each wait lengthened every push of
-//!   the batch (measured on two cores, 64 clients: 6.7–6.8 instead of 7.8–8.8 ms per batch,
-//!   4,700 instead of 3,800–4,000 pushes/s, with `PING_IDLE_AFTER` in the store).
+//!   the batch. Measured on two cores with 64 clients, in alternated runs, together with the
+//!   store's fewer round trips: 4,200–5,200 instead of 3,700–4,000 pushes/s; a one-worker
+//!   multi-thread runtime in place of this current-thread one gained nothing.
 //! - Tenants do not wait for each other (separate queues, separate transactions, as Row-Level
 //!   Security wants).
 //!
