@@ -969,6 +969,21 @@ async fn sixty_four_concurrent_clients_lose_nothing(backend: Backend) {
         total >= CLIENTS as u64,
         "every client got through at least once ({total} pushes)"
     );
+    if matches!(backend, Backend::Postgres) {
+        // The writers' own pool is on /metrics, sized like the main one.
+        let metrics = client
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics body");
+        assert!(
+            metrics.contains("deyehard_db_pool_max_connections{pool=\"ingest\"} 8"),
+            "{metrics}"
+        );
+    }
     Arc::try_unwrap(server)
         .ok()
         .expect("sole owner")

@@ -452,8 +452,8 @@ pub struct TestServer {
     _mail_dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
-    /// The batch writers' runtime and the shared store, when the server has one.
-    writers: Option<(deyehard_server::WriterRuntime, Arc<Store>)>,
+    /// The batch writers' runtime, when the server has one.
+    writers: Option<deyehard_server::WriterRuntime>,
 }
 
 impl TestServer {
@@ -480,7 +480,7 @@ impl TestServer {
         .await
         .expect("writer runtime");
         let mut server = Self::start_with(store.store.clone(), &options, Some(&writers)).await;
-        server.writers = Some((writers, store.store.clone()));
+        server.writers = Some(writers);
         server
     }
 
@@ -576,8 +576,8 @@ impl TestServer {
                 .expect("server task")
                 .expect("server result");
         }
-        if let Some((writers, shared)) = self.writers.take() {
-            writers.shutdown(&shared).await;
+        if let Some(writers) = self.writers.take() {
+            writers.shutdown().await;
         }
     }
 }

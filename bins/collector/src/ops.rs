@@ -78,18 +78,25 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
 /// The Prometheus text of everything recorded, with the pool gauges of `store` refreshed.
 pub fn render_metrics(store: &Store) -> String {
     let handle = metrics_handle();
-    for pool in store.pool_stats() {
-        let idle = pool.idle as f64;
-        let busy = (f64::from(pool.size) - idle).max(0.0);
-        metrics::gauge!("deyehard_db_pool_connections", "pool" => pool.name, "state" => "idle")
-            .set(idle);
-        metrics::gauge!("deyehard_db_pool_connections", "pool" => pool.name, "state" => "busy")
-            .set(busy);
-        metrics::gauge!("deyehard_db_pool_max_connections", "pool" => pool.name)
-            .set(f64::from(pool.max));
-    }
+    record_pool_gauges(store, None);
     handle.run_upkeep();
     handle.render()
+}
+
+/// Sets the pool gauges of `store`, its pools named `name` instead of their own when given (a
+/// second store of the process, such as the server's pool for pushed readings).
+pub fn record_pool_gauges(store: &Store, name: Option<&'static str>) {
+    for pool in store.pool_stats() {
+        let label = name.unwrap_or(pool.name);
+        let idle = pool.idle as f64;
+        let busy = (f64::from(pool.size) - idle).max(0.0);
+        metrics::gauge!("deyehard_db_pool_connections", "pool" => label, "state" => "idle")
+            .set(idle);
+        metrics::gauge!("deyehard_db_pool_connections", "pool" => label, "state" => "busy")
+            .set(busy);
+        metrics::gauge!("deyehard_db_pool_max_connections", "pool" => label)
+            .set(f64::from(pool.max));
+    }
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::Utc;
-use deyehard_collector::ops::INGEST_BATCH_PUSHES;
+use deyehard_collector::ops::{INGEST_BATCH_PUSHES, record_pool_gauges};
 use deyehard_core::{DeviceSerial, InverterId, Reading, TenantScope, UserId};
 use deyehard_store::{InverterStore, ReadingWriter, Store, StoreError, StoreOptions, WriteOutcome};
 use tokio::runtime::Handle;
@@ -121,6 +121,8 @@ struct Known {
 pub struct WriterRuntime {
     handle: Handle,
     store: Arc<Store>,
+    /// Whether `store` is a pool of its own (PostgreSQL), reported as `ingest` on `/metrics`.
+    own_pool: bool,
     /// Ends the thread's runtime when sent or dropped.
     stop: Option<oneshot::Sender<()>>,
 }
@@ -148,6 +150,7 @@ impl WriterRuntime {
         let mut started = Self {
             handle,
             store: store.clone(),
+            own_pool: false,
             stop: Some(stop),
         };
         if let (Store::Postgres(_), Some(url)) = (store.as_ref(), database_url) {
@@ -159,14 +162,15 @@ impl WriterRuntime {
                 .context("the ingest runtime failed")?
                 .context("cannot connect the ingest pool")?;
             started.store = Arc::new(connected);
+            started.own_pool = true;
         }
         Ok(started)
     }
 
     /// Closes the writers' pool (when it is their own) and ends the thread: call once the
     /// pushes are answered (the web server stopped).
-    pub async fn shutdown(mut self, shared: &Arc<Store>) {
-        if !Arc::ptr_eq(&self.store, shared) {
+    pub async fn shutdown(mut self) {
+        if self.own_pool {
             self.store.close().await;
         }
         if let Some(stop) = self.stop.take() {
@@ -180,6 +184,9 @@ pub struct Batcher {
     store: Arc<Store>,
     /// Where the writers run: the caller's runtime when `None`.
     runtime: Option<Handle>,
+    /// The name `store`'s pool gauges get after each batch, when it is a pool of the writers'
+    /// own (the shared store's pools are reported by `/metrics` itself).
+    pool_gauges: Option<&'static str>,
     max_readings: usize,
     max_writers: usize,
     queues: Mutex<HashMap<TenantScope, Queue>>,
@@ -193,7 +200,7 @@ impl Batcher {
     /// larger than that is written alone) and at most `max_writers` transactions of one tenant
     /// at a time.
     pub fn new(store: Arc<Store>, max_readings: usize, max_writers: usize) -> Arc<Self> {
-        Self::build(store, None, max_readings, max_writers)
+        Self::build(store, None, None, max_readings, max_writers)
     }
 
     /// Like [`Batcher::new`], with the writers on `runtime` and writing through its store.
@@ -201,6 +208,7 @@ impl Batcher {
         Self::build(
             runtime.store.clone(),
             Some(runtime.handle.clone()),
+            runtime.own_pool.then_some("ingest"),
             max_readings,
             max_writers,
         )
@@ -209,12 +217,14 @@ impl Batcher {
     fn build(
         store: Arc<Store>,
         runtime: Option<Handle>,
+        pool_gauges: Option<&'static str>,
         max_readings: usize,
         max_writers: usize,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
             runtime,
+            pool_gauges,
             max_readings: max_readings.max(1),
             max_writers: max_writers.max(1),
             queues: Mutex::new(HashMap::new()),
@@ -395,6 +405,9 @@ impl Batcher {
             .store
             .write_readings(scope, &batch.readings, received_at)
             .await;
+        if let Some(name) = self.pool_gauges {
+            record_pool_gauges(&self.store, Some(name));
+        }
         match outcomes {
             Ok(outcomes) => {
                 if outcomes.contains(&WriteOutcome::NotFound) {

@@ -273,7 +273,7 @@ async fn serve(settings: &ServerSettings, store: Arc<Store>) -> anyhow::Result<(
             .context("metrics task")?
             .context("metrics listener")?;
     }
-    writers.shutdown(&store).await;
+    writers.shutdown().await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
