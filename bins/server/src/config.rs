@@ -213,6 +213,11 @@ mod tests {
         assert_eq!(s.retention_days, 730);
         assert_eq!(s.serve.ingest_rate_limit, 600);
         assert_eq!(s.serve.ingest_writers, 1);
+        // The library's default (embedders, tests) is the served one.
+        assert_eq!(
+            s.serve.ingest_writers,
+            crate::IngestOptions::default().writers_per_tenant
+        );
         assert_eq!(s.log_format, LogFormat::Text);
     }
 
