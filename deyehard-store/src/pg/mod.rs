@@ -40,8 +40,8 @@ static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
 /// idle for less than this was alive that long ago, and the round trip a ping per acquire
 /// costs buys little (measured with 64 clients pushing, on two cores: opening a write
 /// transaction took 0.9–1.1 ms without it, 1.3–1.5 ms with it). A connection broken within
-/// that window (the server restarted) fails its next statement instead; the store reports that
-/// as unavailable (503 for a push) and the pool drops the connection.
+/// that window (the server restarted) fails at the transaction's `BEGIN`, and
+/// [`PgStore::begin_with_settings`] takes another one (see [`connection_lost`]).
 const PING_IDLE_AFTER: Duration = Duration::from_secs(5);
 
 /// Widens an open transaction to all tenants (named cross-tenant methods only).
@@ -108,7 +108,24 @@ impl PgStore {
             access.tenant_setting(),
             access.cross_tenant_setting()
         );
-        Ok(self.pool.begin_with(sqlx::AssertSqlSafe(statement)).await?)
+        // A pooled connection the server closed since its last use (every one of them, after
+        // a restart) fails here, before anything was done; the pool drops it, so each retry
+        // takes another one, until a live or new connection answers.
+        let mut lost = 0;
+        loop {
+            match self
+                .pool
+                .begin_with(sqlx::AssertSqlSafe(statement.clone()))
+                .await
+            {
+                Ok(tx) => return Ok(tx),
+                Err(err) if connection_lost(&err) && lost < self.options.max_connections => {
+                    lost += 1;
+                    tracing::debug!(error = %err, "pooled connection lost; taking another");
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
     }
 
     async fn begin_read(&self, access: Access<'_>) -> StoreResult<Transaction<'static, Db>> {
@@ -158,6 +175,25 @@ impl PgStore {
     }
 }
 
+/// Whether `err` says that the server closed an established connection (it was restarted, or
+/// terminated the backend), as opposed to refusing a new one: another pooled or new
+/// connection may work.
+fn connection_lost(err: &sqlx::Error) -> bool {
+    use std::io::ErrorKind;
+    match err {
+        // admin_shutdown, crash_shutdown: the FATAL message the server sent before closing.
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("57P01" | "57P02")),
+        sqlx::Error::Io(io) => matches!(
+            io.kind(),
+            ErrorKind::BrokenPipe
+                | ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::UnexpectedEof
+        ),
+        _ => false,
+    }
+}
+
 crate::common::accounts::impl_accounts!(PgStore);
 crate::common::devices::impl_devices!(PgStore);
 crate::common::reads::impl_reads!(PgStore);
@@ -165,3 +201,110 @@ crate::common::maintenance::impl_maintenance!(PgStore);
 crate::common::export::impl_export!(PgStore);
 crate::common::dashboard_reads::impl_dashboard!(PgStore, crate::common::dashboard_sql::pg_sql);
 crate::common::admin::impl_admin!(PgStore, "SET CONSTRAINTS ALL DEFERRED");
+
+/// A database of its own for a PostgreSQL unit test, on the server of `DEYEHARD_TEST_PG_URL`.
+#[cfg(test)]
+pub(crate) struct TestDatabase {
+    admin: sqlx::PgConnection,
+    /// Its name.
+    pub(crate) name: String,
+    /// Its URL.
+    pub(crate) url: String,
+}
+
+#[cfg(test)]
+impl TestDatabase {
+    /// Creates `dh_test_<tag>_<pid>` (dropping a leftover of that name first); fails with a
+    /// clear message when there is no PostgreSQL.
+    pub(crate) async fn create(tag: &str) -> Self {
+        let admin_url = std::env::var("DEYEHARD_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|err| {
+                panic!(
+                    "PostgreSQL is not reachable at {admin_url} ({err}): start it with \
+                     `pg_ctlcluster 15 main start` or set DEYEHARD_TEST_PG_URL"
+                )
+            });
+        let name = format!("dh_test_{tag}_{}", std::process::id());
+        let url = match admin_url.rsplit_once('/') {
+            Some((root, _)) => format!("{root}/{name}"),
+            None => panic!("DEYEHARD_TEST_PG_URL has no database: {admin_url}"),
+        };
+        let mut database = Self { admin, name, url };
+        database.execute(&database.drop_statement()).await;
+        database
+            .execute(&format!("CREATE DATABASE {}", database.name))
+            .await;
+        database
+    }
+
+    fn drop_statement(&self) -> String {
+        format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)
+    }
+
+    /// Runs `sql` on the server as the admin connection.
+    pub(crate) async fn execute(&mut self, sql: &str) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut self.admin)
+            .await
+            .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    }
+
+    /// Drops the database.
+    pub(crate) async fn drop(mut self) {
+        let statement = self.drop_statement();
+        self.execute(&statement).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use deyehard_core::{TenantScope, UserId};
+
+    use super::*;
+
+    /// After the server closed every pooled connection (as a restart does), the next
+    /// transaction gets a live connection instead of failing, although connections used a
+    /// moment ago are not pinged before use ([`PING_IDLE_AFTER`]).
+    #[tokio::test]
+    async fn a_transaction_after_the_server_closed_the_pool_succeeds() {
+        let mut db = TestDatabase::create("lost").await;
+        let options = StoreOptions {
+            max_connections: 4,
+            ..StoreOptions::default()
+        };
+        let store = PgStore::connect(&db.url, &options).await.expect("connect");
+        let scope = TenantScope::for_tests(UserId::new(1));
+        // Four connections in the pool, all used just now.
+        let mut open = Vec::new();
+        for _ in 0..4 {
+            open.push(store.begin(Access::Tenant(&scope)).await.expect("begin"));
+        }
+        for tx in open {
+            tx.commit().await.expect("commit");
+        }
+        assert_eq!(store.pool.size(), 4);
+        let terminate = format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+            db.name
+        );
+        db.execute(&terminate).await;
+        for attempt in 0..2 {
+            let mut tx = store
+                .begin(Access::Tenant(&scope))
+                .await
+                .unwrap_or_else(|err| panic!("begin {attempt}: {err}"));
+            let tenant: String =
+                sqlx::query_scalar("SELECT current_setting('app.current_user_id')")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .expect("query");
+            assert_eq!(tenant, "1");
+            tx.commit().await.expect("commit");
+        }
+        store.close().await;
+        db.drop().await;
+    }
+}

@@ -332,7 +332,6 @@ fn bind_rollup<'q>(
 #[cfg(test)]
 mod tests {
     use deyehard_core::UserId;
-    use sqlx::{Connection, PgConnection};
 
     use super::*;
     use crate::model::StoreOptions;
@@ -378,31 +377,8 @@ mod tests {
     /// tenant's rows through `inverters_user_idx` (see `dialect::same_tenant!`).
     #[tokio::test]
     async fn write_plans_reach_inverters_by_id() {
-        let admin_url = std::env::var("DEYEHARD_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-        let mut admin = PgConnection::connect(&admin_url)
-            .await
-            .unwrap_or_else(|err| {
-                panic!(
-                    "PostgreSQL is not reachable at {admin_url} ({err}): start it with \
-                     `pg_ctlcluster 15 main start` or set DEYEHARD_TEST_PG_URL"
-                )
-            });
-        let name = format!("dh_test_plan_{}", std::process::id());
-        let url = match admin_url.rsplit_once('/') {
-            Some((root, _)) => format!("{root}/{name}"),
-            None => panic!("DEYEHARD_TEST_PG_URL has no database: {admin_url}"),
-        };
-        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(drop.clone()))
-            .execute(&mut admin)
-            .await
-            .expect("drop leftover");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .expect("create database");
-        let store = PgStore::connect(&url, &StoreOptions::default())
+        let db = super::super::TestDatabase::create("plan").await;
+        let store = PgStore::connect(&db.url, &StoreOptions::default())
             .await
             .expect("migrate");
         // As the login role, outside any tenant: three tenants of 300 inverters, no ANALYZE.
@@ -425,10 +401,7 @@ mod tests {
             plans.push(generic_plan(&store, &scope, sql).await);
         }
         store.pool.close().await;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
-            .execute(&mut admin)
-            .await
-            .expect("drop database");
+        db.drop().await;
         for plan in plans {
             assert!(plan.contains("inverters i"), "{plan}");
             assert!(!plan.contains("inverters_user_idx"), "{plan}");
