@@ -97,6 +97,17 @@ impl Store {
         }
     }
 
+    /// On PostgreSQL, the same store through a pool of its own (same size), connected from the
+    /// caller's runtime; `None` on SQLite, whose single writer connection every pool would share.
+    pub async fn with_own_pool(&self) -> StoreResult<Option<Self>> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(_) => Ok(None),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(store) => Ok(Some(Self::Postgres(store.with_own_pool().await?))),
+        }
+    }
+
     /// The connection pools and their use, for metrics: SQLite has a `writer` and a `reader`
     /// pool, PostgreSQL one `main` pool.
     pub fn pool_stats(&self) -> Vec<PoolStats> {

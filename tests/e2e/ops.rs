@@ -254,6 +254,7 @@ async fn health_and_metrics_on_a_listener_of_their_own() {
     let task = tokio::spawn(deyehard_collector::ops::serve(
         listener,
         Arc::clone(&db.store),
+        Vec::new(),
         async move {
             let _ = stopped.await;
         },

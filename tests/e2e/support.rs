@@ -469,16 +469,9 @@ impl TestServer {
     /// A server on `store` as `deyehard-server serve` runs it: the pushes' batch writers on a
     /// thread of their own, with a pool of their own on PostgreSQL.
     pub async fn start_serving(store: &TestStore, options: deyehard_server::IngestOptions) -> Self {
-        let url = store
-            .pg_database()
-            .map(|(admin, name)| with_database(admin, name));
-        let writers = deyehard_server::WriterRuntime::start(
-            &store.store,
-            url.as_deref(),
-            &StoreOptions::default(),
-        )
-        .await
-        .expect("writer runtime");
+        let writers = deyehard_server::WriterRuntime::start(&store.store)
+            .await
+            .expect("writer runtime");
         let mut server = Self::start_with(store.store.clone(), &options, Some(&writers)).await;
         server.writers = Some(writers);
         server

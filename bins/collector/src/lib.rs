@@ -274,7 +274,12 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot listen on {addr} (collector_metrics_listen)"))?;
             tracing::info!(addr = %ops_listener.local_addr()?, "metrics, healthz and readyz listening");
-            let serving = ops::serve(ops_listener, store.clone(), stopped(stop_rx.clone()));
+            let serving = ops::serve(
+                ops_listener,
+                store.clone(),
+                Vec::new(),
+                stopped(stop_rx.clone()),
+            );
             Some(tokio::spawn(serving))
         }
         None => None,

@@ -75,17 +75,24 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
     })
 }
 
-/// The Prometheus text of everything recorded, with the pool gauges of `store` refreshed.
-pub fn render_metrics(store: &Store) -> String {
+/// Further stores of the process whose pools `/metrics` reports, each under a name of its own
+/// (the server's pool for pushed readings).
+pub type NamedPools = Vec<(&'static str, Arc<Store>)>;
+
+/// The Prometheus text of everything recorded, with the pool gauges of `store` and of `named`
+/// refreshed.
+pub fn render_metrics(store: &Store, named: &[(&'static str, Arc<Store>)]) -> String {
     let handle = metrics_handle();
     record_pool_gauges(store, None);
+    for (name, other) in named {
+        record_pool_gauges(other, Some(name));
+    }
     handle.run_upkeep();
     handle.render()
 }
 
-/// Sets the pool gauges of `store`, its pools named `name` instead of their own when given (a
-/// second store of the process, such as the server's pool for pushed readings).
-pub fn record_pool_gauges(store: &Store, name: Option<&'static str>) {
+/// Sets the pool gauges of `store`, its pools named `name` instead of their own when given.
+fn record_pool_gauges(store: &Store, name: Option<&'static str>) {
     for pool in store.pool_stats() {
         let label = name.unwrap_or(pool.name);
         let idle = pool.idle as f64;
@@ -100,9 +107,9 @@ pub fn record_pool_gauges(store: &Store, name: Option<&'static str>) {
 }
 
 /// `GET /metrics`: Prometheus text format.
-pub fn metrics_endpoint(store: Arc<Store>) -> impl Endpoint<Output = Response> {
+pub fn metrics_endpoint(store: Arc<Store>, named: NamedPools) -> impl Endpoint<Output = Response> {
     poem::endpoint::make_sync(move |_| {
-        render_metrics(&store)
+        render_metrics(&store, &named)
             .with_content_type("text/plain; version=0.0.4; charset=utf-8")
             .into_response()
     })
@@ -134,9 +141,9 @@ pub fn readyz_endpoint(store: Arc<Store>) -> impl Endpoint<Output = Response> {
 }
 
 /// The three endpoints, for a listener of their own.
-pub fn routes(store: Arc<Store>) -> Route {
+pub fn routes(store: Arc<Store>, named: NamedPools) -> Route {
     Route::new()
-        .at("/metrics", get(metrics_endpoint(store.clone())))
+        .at("/metrics", get(metrics_endpoint(store.clone(), named)))
         .at("/healthz", get(healthz_endpoint()))
         .at("/readyz", get(readyz_endpoint(store)))
 }
@@ -148,10 +155,11 @@ pub fn routes(store: Arc<Store>) -> Route {
 pub async fn serve(
     listener: TcpListener,
     store: Arc<Store>,
+    named: NamedPools,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let acceptor = TcpAcceptor::from_tokio(listener)?;
-    let app = routes(store).map_to_response();
+    let app = routes(store, named).map_to_response();
     Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(5)))
         .await

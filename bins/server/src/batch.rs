@@ -44,9 +44,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::Utc;
-use deyehard_collector::ops::{INGEST_BATCH_PUSHES, record_pool_gauges};
+use deyehard_collector::ops::INGEST_BATCH_PUSHES;
 use deyehard_core::{DeviceSerial, InverterId, Reading, TenantScope, UserId};
-use deyehard_store::{InverterStore, ReadingWriter, Store, StoreError, StoreOptions, WriteOutcome};
+use deyehard_store::{InverterStore, ReadingWriter, Store, StoreError, WriteOutcome};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
@@ -121,20 +121,15 @@ struct Known {
 pub struct WriterRuntime {
     handle: Handle,
     store: Arc<Store>,
-    /// Whether `store` is a pool of its own (PostgreSQL), reported as `ingest` on `/metrics`.
+    /// Whether `store` is a pool of its own (reported as `ingest` on `/metrics`).
     own_pool: bool,
     /// Ends the thread's runtime when sent or dropped.
     stop: Option<oneshot::Sender<()>>,
 }
 
 impl WriterRuntime {
-    /// Starts the thread; with a PostgreSQL `store`, connects a second pool to `database_url`
-    /// (the same database) from it.
-    pub async fn start(
-        store: &Arc<Store>,
-        database_url: Option<&str>,
-        options: &StoreOptions,
-    ) -> anyhow::Result<Self> {
+    /// Starts the thread; with a PostgreSQL `store`, connects a second pool of it from there.
+    pub async fn start(store: &Arc<Store>) -> anyhow::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -147,24 +142,27 @@ impl WriterRuntime {
                 let _ = runtime.block_on(stopped);
             })
             .context("cannot start the ingest thread")?;
-        let mut started = Self {
+        let shared = store.clone();
+        let own = handle
+            .spawn(async move { shared.with_own_pool().await })
+            .await
+            .context("the ingest runtime failed")?
+            .context("cannot connect the ingest pool")?;
+        Ok(Self {
             handle,
-            store: store.clone(),
-            own_pool: false,
+            own_pool: own.is_some(),
+            store: own.map_or_else(|| store.clone(), Arc::new),
             stop: Some(stop),
-        };
-        if let (Store::Postgres(_), Some(url)) = (store.as_ref(), database_url) {
-            let (url, options) = (url.to_owned(), options.clone());
-            let connected = started
-                .handle
-                .spawn(async move { Store::connect(&url, &options).await })
-                .await
-                .context("the ingest runtime failed")?
-                .context("cannot connect the ingest pool")?;
-            started.store = Arc::new(connected);
-            started.own_pool = true;
+        })
+    }
+
+    /// The writers' pool for `/metrics`, as `ingest`, when it is their own.
+    pub fn named_pools(&self) -> deyehard_collector::ops::NamedPools {
+        if self.own_pool {
+            vec![("ingest", self.store.clone())]
+        } else {
+            Vec::new()
         }
-        Ok(started)
     }
 
     /// Closes the writers' pool (when it is their own) and ends the thread: call once the
@@ -184,9 +182,6 @@ pub struct Batcher {
     store: Arc<Store>,
     /// Where the writers run: the caller's runtime when `None`.
     runtime: Option<Handle>,
-    /// The name `store`'s pool gauges get after each batch, when it is a pool of the writers'
-    /// own (the shared store's pools are reported by `/metrics` itself).
-    pool_gauges: Option<&'static str>,
     max_readings: usize,
     max_writers: usize,
     queues: Mutex<HashMap<TenantScope, Queue>>,
@@ -200,7 +195,7 @@ impl Batcher {
     /// larger than that is written alone) and at most `max_writers` transactions of one tenant
     /// at a time.
     pub fn new(store: Arc<Store>, max_readings: usize, max_writers: usize) -> Arc<Self> {
-        Self::build(store, None, None, max_readings, max_writers)
+        Self::build(store, None, max_readings, max_writers)
     }
 
     /// Like [`Batcher::new`], with the writers on `runtime` and writing through its store.
@@ -208,7 +203,6 @@ impl Batcher {
         Self::build(
             runtime.store.clone(),
             Some(runtime.handle.clone()),
-            runtime.own_pool.then_some("ingest"),
             max_readings,
             max_writers,
         )
@@ -217,14 +211,12 @@ impl Batcher {
     fn build(
         store: Arc<Store>,
         runtime: Option<Handle>,
-        pool_gauges: Option<&'static str>,
         max_readings: usize,
         max_writers: usize,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
             runtime,
-            pool_gauges,
             max_readings: max_readings.max(1),
             max_writers: max_writers.max(1),
             queues: Mutex::new(HashMap::new()),
@@ -405,9 +397,6 @@ impl Batcher {
             .store
             .write_readings(scope, &batch.readings, received_at)
             .await;
-        if let Some(name) = self.pool_gauges {
-            record_pool_gauges(&self.store, Some(name));
-        }
         match outcomes {
             Ok(outcomes) => {
                 if outcomes.contains(&WriteOutcome::NotFound) {

@@ -219,13 +219,18 @@ async fn serve(settings: &ServerSettings, store: Arc<Store>) -> anyhow::Result<(
     tracing::debug!(?settings, "configuration");
     deyehard_collector::ops::metrics_handle();
     let (stop_tx, stop_rx) = watch::channel(false);
+    let writers = WriterRuntime::start(&store).await?;
     let collector = start_collector(settings, &store, &stop_rx).await?;
     let metrics = match args.metrics_listen {
         MetricsListen::Addr(addr) => {
             let listener = bind(addr, "metrics_listen").await?;
             tracing::info!(addr = %listener.local_addr()?, "metrics listening");
-            let serving =
-                deyehard_collector::ops::serve(listener, store.clone(), stopped(&stop_rx));
+            let serving = deyehard_collector::ops::serve(
+                listener,
+                store.clone(),
+                writers.named_pools(),
+                stopped(&stop_rx),
+            );
             Some(tokio::spawn(serving))
         }
         MetricsListen::Web | MetricsListen::Off => None,
@@ -241,12 +246,6 @@ async fn serve(settings: &ServerSettings, store: Arc<Store>) -> anyhow::Result<(
         "{}",
         banner(settings, local, collector.as_ref().map(|c| c.0))
     );
-    let writers = WriterRuntime::start(
-        &store,
-        settings.database_url.as_ref().map(|u| u.expose()),
-        &settings.store_options(),
-    )
-    .await?;
     let mut state = crate::AppState::new(store.clone(), accounts, &ingest)
         .with_writer_runtime(&writers, &ingest);
     if let Some((addr, _)) = &collector {

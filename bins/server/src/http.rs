@@ -32,6 +32,8 @@ pub struct AppState {
     pub collector_port: u16,
     /// Whether the web listener serves `/metrics` (off when it has a listener of its own).
     pub serve_metrics: bool,
+    /// Pools of the process besides the store's, reported by `/metrics` (the batch writers' own).
+    pub named_pools: ops::NamedPools,
 }
 
 impl AppState {
@@ -48,6 +50,7 @@ impl AppState {
             accounts,
             store,
             serve_metrics: true,
+            named_pools: Vec::new(),
         }
     }
 
@@ -58,6 +61,7 @@ impl AppState {
             ingest.max_batch_readings,
             writers_per_tenant(&self.store, ingest),
         );
+        self.named_pools = runtime.named_pools();
         self
     }
 
@@ -90,7 +94,13 @@ pub fn app(state: AppState) -> impl poem::Endpoint {
         .at("/healthz", get(ops::healthz_endpoint()))
         .at("/readyz", get(ops::readyz_endpoint(state.store.clone())));
     if state.serve_metrics {
-        routes = routes.at("/metrics", get(ops::metrics_endpoint(state.store.clone())));
+        routes = routes.at(
+            "/metrics",
+            get(ops::metrics_endpoint(
+                state.store.clone(),
+                state.named_pools.clone(),
+            )),
+        );
     }
     ops::metrics_handle();
     routes

@@ -59,20 +59,7 @@ impl PgStore {
     /// Connects, runs the migrations and, with TimescaleDB, sets its retention policy to the
     /// configured window.
     pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections.max(1))
-            .acquire_timeout(options.acquire_timeout)
-            .test_before_acquire(false)
-            .before_acquire(|conn, meta| {
-                Box::pin(async move {
-                    if meta.idle_for > PING_IDLE_AFTER {
-                        conn.ping().await?;
-                    }
-                    Ok(true)
-                })
-            })
-            .connect(url)
-            .await?;
+        let pool = Self::pool_options(options).connect(url).await?;
         MIGRATOR.run(&pool).await?;
         let timescaledb = dialect::timescaledb_in_use(&pool).await?;
         if timescaledb {
@@ -84,6 +71,35 @@ impl PgStore {
             options: options.clone(),
             timescaledb,
         })
+    }
+
+    /// The same store through a pool of its own (same server, options and size; migrations
+    /// and retention already done), whose connections are opened from the caller's runtime.
+    pub async fn with_own_pool(&self) -> StoreResult<Self> {
+        let connect = (*self.pool.connect_options()).clone();
+        let pool = Self::pool_options(&self.options)
+            .connect_with(connect)
+            .await?;
+        Ok(Self {
+            pool,
+            options: self.options.clone(),
+            timescaledb: self.timescaledb,
+        })
+    }
+
+    fn pool_options(options: &StoreOptions) -> PgPoolOptions {
+        PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > PING_IDLE_AFTER {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
     }
 
     /// A transaction as `deyehard_app` for `access`, opened in one round trip: `BEGIN` and the
