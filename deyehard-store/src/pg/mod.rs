@@ -302,8 +302,9 @@ mod tests {
             tx.commit().await.expect("commit");
         }
         assert_eq!(store.pool.size(), 4);
+        // Waits (up to 5 s each) until the backends are gone, as after a restart.
         let terminate = format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = '{}'",
             db.name
         );
         db.execute(&terminate).await;

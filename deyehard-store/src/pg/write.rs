@@ -335,6 +335,7 @@ mod tests {
 
     use super::*;
     use crate::model::StoreOptions;
+    use crate::pg::TestDatabase;
 
     /// The generic plan of `sql` (its `$1` the tenant, the other parameters NULL) in a write
     /// transaction of `scope` (the settings of [`ReadingWriter::write_readings`]).
@@ -377,7 +378,7 @@ mod tests {
     /// tenant's rows through `inverters_user_idx` (see `dialect::same_tenant!`).
     #[tokio::test]
     async fn write_plans_reach_inverters_by_id() {
-        let db = super::super::TestDatabase::create("plan").await;
+        let db = TestDatabase::create("plan").await;
         let store = PgStore::connect(&db.url, &StoreOptions::default())
             .await
             .expect("migrate");
