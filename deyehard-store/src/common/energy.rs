@@ -193,6 +193,59 @@ pub(crate) type DaySpan = Span<NaiveDate>;
 /// A span of 5-minute buckets.
 pub(crate) type BucketSpan = Span<Ts>;
 
+/// The stored rows a batch's in-order folds continue: `daily_energy` rows and bucket energies
+/// (inverter, 5-minute bucket, energy) of the spans of [`stored_spans`]. Each backend reads them
+/// before the upkeep (PostgreSQL in the statement that inserts the AC rows).
+#[derive(Debug, Default)]
+pub(crate) struct StoredEnergy {
+    /// Day rows of the day spans.
+    pub(crate) days: Vec<InverterDayRow>,
+    /// Bucket energies of the bucket spans.
+    pub(crate) buckets: Vec<(i64, Ts, f64)>,
+}
+
+/// The spans of stored rows that the items may continue, per inverter: the 5-minute buckets
+/// from its first item's to its last item's, and the days from the UTC day before its first item
+/// to the UTC day after its last one. Local days lie within a day of UTC days (no time zone is
+/// a day or more off UTC), so the day span holds every local day of the items whatever the
+/// owner's zone, which the read does not need to know; a fold only uses the rows of days and
+/// buckets it touches ([`Fold::continuing`]), so the others are harmless.
+pub(crate) fn stored_spans(items: &[Item<'_>]) -> (Vec<DaySpan>, Vec<BucketSpan>) {
+    let mut ranges: BTreeMap<i64, (Ts, Ts)> = BTreeMap::new();
+    for item in items {
+        let range = ranges
+            .entry(item.inverter)
+            .or_insert((item.time, item.time));
+        range.0 = range.0.min(item.time);
+        range.1 = range.1.max(item.time);
+    }
+    let day_before = |time: Ts| {
+        let day = time.get().date_naive();
+        day.pred_opt().unwrap_or(day)
+    };
+    let day_after = |time: Ts| {
+        let day = time.get().date_naive();
+        day.succ_opt().unwrap_or(day)
+    };
+    ranges
+        .into_iter()
+        .map(|(inverter, (first, last))| {
+            (
+                DaySpan {
+                    inverter,
+                    first: day_before(first),
+                    last: day_after(last),
+                },
+                BucketSpan {
+                    inverter,
+                    first: bucket_of(first, STEP_5M_MS),
+                    last: bucket_of(last, STEP_5M_MS),
+                },
+            )
+        })
+        .unzip()
+}
+
 /// One day of one inverter to write (a batched `daily_energy` upsert).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DayWrite<'a> {
@@ -302,13 +355,6 @@ impl Fold {
             }
         }
     }
-}
-
-/// The first and last 5-minute bucket of an in-order batch (for reading the stored energies).
-pub(crate) fn bucket_range(items: &[Item<'_>]) -> Option<(Ts, Ts)> {
-    let first = items.iter().map(|i| i.time).min()?;
-    let last = items.iter().map(|i| i.time).max()?;
-    Some((bucket_of(first, STEP_5M_MS), bucket_of(last, STEP_5M_MS)))
 }
 
 /// A stored time zone name (checked when it was stored).
@@ -451,5 +497,60 @@ mod tests {
         }
         let total: f64 = whole.days.values().map(|d| d.totals.energy_wh).sum();
         assert!((total - (3.9 + 39_f64.sqrt())).abs() < 1e-9, "{total}");
+    }
+
+    #[test]
+    fn stored_spans_hold_every_local_day_of_the_items() {
+        let at = |text: &str| DateTime::parse_from_rfc3339(text).map(|t| t.to_utc());
+        let times = [
+            at("2026-03-29T00:30:00Z"),
+            at("2026-03-29T11:59:00Z"),
+            at("2026-03-29T23:50:00Z"),
+        ];
+        let readings: Vec<Reading> = times
+            .iter()
+            .filter_map(|t| t.as_ref().ok())
+            .map(|t| Reading::new(*t, Source::Opendtu))
+            .collect();
+        assert_eq!(readings.len(), 3);
+        let items: Vec<Item<'_>> = readings
+            .iter()
+            .enumerate()
+            .map(|(index, r)| Item {
+                index,
+                inverter: 7 + (index as i64 % 2),
+                time: Ts::new(r.time),
+                reading: r,
+                received_at: Ts::new(r.time),
+            })
+            .collect();
+        let (days, buckets) = stored_spans(&items);
+        assert_eq!(days.len(), 2);
+        assert_eq!(buckets.len(), 2);
+        let zones = [
+            chrono_tz::Pacific::Kiritimati,
+            chrono_tz::Etc::GMTPlus12,
+            chrono_tz::Europe::Berlin,
+            chrono_tz::America::St_Johns,
+        ];
+        for item in &items {
+            let days = days.iter().find(|s| s.inverter == item.inverter);
+            let buckets = buckets.iter().find(|s| s.inverter == item.inverter);
+            let (Some(days), Some(buckets)) = (days, buckets) else {
+                panic!("no spans for inverter {}", item.inverter);
+            };
+            for tz in zones {
+                let day = energy::local_day(item.time.get(), tz);
+                assert!(days.first <= day && day <= days.last, "{day} in {tz}");
+            }
+            let bucket = bucket_of(item.time, STEP_5M_MS);
+            assert!(buckets.first <= bucket && bucket <= buckets.last);
+        }
+        // Inverter 7 holds the first and the last item: its span reaches a day beyond both.
+        let seven = days.iter().find(|s| s.inverter == 7);
+        assert_eq!(
+            seven.map(|s| (s.first.to_string(), s.last.to_string())),
+            Some(("2026-03-28".to_owned(), "2026-03-30".to_owned()))
+        );
     }
 }

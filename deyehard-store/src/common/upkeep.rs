@@ -1,7 +1,7 @@
 //! The database side of energy maintenance (see [`crate::common::energy`] for the rules), shared
-//! by both backends. Each backend provides the batched statements: `stored_energy_in` (the
-//! stored days and bucket energies of spans) and `write_folds` (the days and bucket energies
-//! that folds touched).
+//! by both backends. Each backend reads the stored days and bucket energies a batch continues
+//! before the upkeep ([`StoredEnergy`](crate::common::energy::StoredEnergy)) and provides
+//! `write_folds` (the days and bucket energies that folds touched).
 //!
 //! The days and bucket energies of the in-order inverters (the usual case), and the new energy
 //! state of every inverter of the batch, are returned as an
@@ -14,14 +14,16 @@ macro_rules! impl_energy_upkeep {
         impl $store {
             /// Maintains `daily_energy`, the bucket energies and `energy_state` for the items
             /// just stored. The inverters whose items are all newer than their stored samples
-            /// (the usual case) are handled together, with two reads per batch, and their days
-            /// and bucket energies are returned for the caller to write, with every target's new
-            /// state; each inverter with late items is recomputed and written on its own.
+            /// (the usual case) continue `stored` (read by the caller, see
+            /// [`stored_spans`](crate::common::energy::stored_spans)), and their days and bucket
+            /// energies are returned for the caller to write, with every target's new state;
+            /// each inverter with late items is recomputed and written on its own.
             async fn upkeep_energy(
                 tx: &mut sqlx::Transaction<'static, Db>,
                 user: i64,
                 targets: Vec<$crate::common::energy::TargetRow>,
                 stored: &[$crate::common::write::Item<'_>],
+                energy: $crate::common::energy::StoredEnergy,
             ) -> $crate::StoreResult<$crate::common::energy::Upkeep> {
                 let groups = $crate::common::write::by_inverter(stored);
                 let mut in_order = Vec::new();
@@ -39,7 +41,7 @@ macro_rules! impl_energy_upkeep {
                         done.push(target);
                     }
                 }
-                let folds = Self::energy_in_order(tx, user, &mut in_order).await?;
+                let folds = Self::energy_in_order(&mut in_order, energy);
                 for (mut target, items) in in_order {
                     target.saw(items);
                     done.push(target);
@@ -51,48 +53,23 @@ macro_rules! impl_energy_upkeep {
             }
 
             /// Inverters whose items are all newer than anything stored: continue the stored
-            /// totals. Reads the touched days and buckets of all of them in two statements and
-            /// returns one fold per inverter (its new days and bucket energies).
-            async fn energy_in_order(
-                tx: &mut sqlx::Transaction<'static, Db>,
-                user: i64,
+            /// totals of the days and buckets they touch; one fold per inverter (its new days
+            /// and bucket energies).
+            fn energy_in_order(
                 batch: &mut [(
                     $crate::common::energy::Target,
                     &[$crate::common::write::Item<'_>],
                 )],
-            ) -> $crate::StoreResult<Vec<(i64, $crate::common::energy::Fold)>> {
+                energy: $crate::common::energy::StoredEnergy,
+            ) -> Vec<(i64, $crate::common::energy::Fold)> {
                 use std::collections::HashMap;
                 use $crate::common::energy;
-                let mut day_spans = Vec::with_capacity(batch.len());
-                let mut bucket_spans = Vec::with_capacity(batch.len());
-                for (target, items) in batch.iter() {
-                    let (Some(first), Some(last), Some((first_bucket, last_bucket))) =
-                        (items.first(), items.last(), energy::bucket_range(items))
-                    else {
-                        continue;
-                    };
-                    day_spans.push(energy::DaySpan {
-                        inverter: target.inverter,
-                        first: target.day(first.time),
-                        last: target.day(last.time),
-                    });
-                    bucket_spans.push(energy::BucketSpan {
-                        inverter: target.inverter,
-                        first: first_bucket,
-                        last: last_bucket,
-                    });
-                }
-                if day_spans.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let (day_rows, bucket_rows) =
-                    Self::stored_energy_in(tx, user, &day_spans, &bucket_spans).await?;
                 let mut days: HashMap<i64, Vec<energy::DayRow>> = HashMap::new();
-                for row in day_rows {
+                for row in energy.days {
                     days.entry(row.inverter_id).or_default().push(row.row);
                 }
                 let mut buckets: HashMap<i64, Vec<($crate::ts::Ts, f64)>> = HashMap::new();
-                for (inverter, bucket, energy_wh) in bucket_rows {
+                for (inverter, bucket, energy_wh) in energy.buckets {
                     buckets
                         .entry(inverter)
                         .or_default()
@@ -107,7 +84,7 @@ macro_rules! impl_energy_upkeep {
                     fold.run(&mut target.state, samples, target.tz, &target.rules);
                     folds.push((target.inverter, fold));
                 }
-                Ok(folds)
+                folds
             }
 
             /// Some items are older than stored samples: recompute day by day from the first

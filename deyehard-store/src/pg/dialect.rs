@@ -70,58 +70,89 @@ pub(crate) const SERIES_DC: &str = concat!(
      AND d.power_w IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"
 );
 
-/// The write targets among `$2` of the scope, locked in id order, each inverter row before its
-/// energy state (the order a deletion takes them in): concurrent writers of one inverter
-/// serialize here, before touching any other row (no deadlocks). The inverter row's lock is the
-/// one the batch's `last_seen_at` update takes anyway; until the commit it makes a deletion of
-/// the inverter, or its move to another owner, wait, so neither can miss the batch's rows
-/// (migration 0004: `measurements` and `dc_measurements` have no per-row foreign key).
+/// Locks the write targets of a batch: the `energy_state` rows of the tenant `user` among the
+/// inverters `ids`, and their `inverters` rows (`same_tenant!`: reached by id only), in id order,
+/// each inverter row before its energy state (the order a deletion takes them in). Concurrent
+/// writers of one inverter serialize here, before touching any other row (no deadlocks). The
+/// inverter row's lock is the one the batch's `last_seen_at` update takes anyway; until the
+/// commit it makes a deletion of the inverter, or its move to another owner, wait, so neither
+/// can miss the batch's rows (migration 0004: `measurements` and `dc_measurements` have no
+/// per-row foreign key).
 ///
-/// The inverters are reached by id only (`same_tenant!`).
-pub(crate) const WRITE_TARGETS: &str = concat!(
-    "SELECT s.inverter_id, u.time_zone, i.rated_power_w, \
-     s.last_sample_time, s.last_time, s.last_power_w, s.last_yield_day_wh, \
-     s.last_yield_total_wh, s.last_pending_total_wh FROM energy_state s \
-     JOIN inverters i ON i.id = s.inverter_id JOIN users u ON u.id = s.user_id \
-     WHERE s.user_id = $1 AND s.inverter_id = ANY($2) AND ",
-    same_tenant!("i"),
-    " ORDER BY s.inverter_id FOR NO KEY UPDATE OF i FOR UPDATE OF s"
-);
+/// A statement of its own, taken before the batch's reads, whose snapshots therefore see every
+/// write committed by earlier writers of these inverters. Its text holds the values (integers
+/// only, so formatting is safe) because [`ReadingWriter::write_readings`] sends it in the
+/// round trip of `BEGIN` (simple query protocol, no parameters).
+///
+/// [`ReadingWriter::write_readings`]: crate::ReadingWriter::write_readings
+pub(crate) fn lock_targets(user: i64, ids: &[i64]) -> String {
+    let ids = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    format!(
+        "SELECT count(*) FROM (SELECT FROM energy_state s JOIN inverters i \
+         ON i.id = s.inverter_id WHERE s.user_id = {user} \
+         AND s.inverter_id = ANY('{{{ids}}}'::bigint[]) \
+         AND i.user_id IS NOT DISTINCT FROM {user} \
+         ORDER BY s.inverter_id FOR NO KEY UPDATE OF i FOR UPDATE OF s) AS locked"
+    )
+}
 
-/// All AC rows of a batch in one statement (keys unique within it); returns the keys actually
-/// inserted. A key already stored is skipped by `NOT EXISTS` rather than `ON CONFLICT`, whose
-/// speculative insertion costs more per row: the writers of an inverter hold its
-/// [`WRITE_TARGETS`] lock, so no other transaction can insert the same key meanwhile, and this
-/// statement's snapshot sees every row committed before.
-pub(crate) const INSERT_MEASUREMENTS: &str = "INSERT INTO measurements (inverter_id, time, \
-     user_id, power_ac_w, voltage_ac_v, current_ac_a, frequency_hz, power_factor, power_dc_w, \
-     temperature_c, yield_day_wh, yield_total_wh, reachable, producing, source, received_at) \
+/// The reads and the AC rows of a batch whose targets [`lock_targets`] locked, in one
+/// statement: its rows are the targets (`kind` 0: the scope's inverters among `$2`, with the
+/// owner's time zone, the rated power and the energy state), the keys of the AC rows inserted
+/// (`kind` 1: `inverter_id`, `time`), the stored `daily_energy` rows of the day spans (`kind` 2;
+/// `$18` inverters, `$19`–`$20` first and last days) and the stored bucket energies of the bucket
+/// spans (`kind` 3: `inverter_id`, `energy_wh`, and the bucket in `time`; `$21` inverters,
+/// `$22`–`$23` first and last buckets).
+///
+/// The AC rows (`$3`–`$17`, keys unique) are inserted for the targets only (their ids gathered
+/// once into an array: as a join, the `UNNEST` of the rows was read again for every target). A
+/// key already
+/// stored is skipped by `NOT EXISTS` rather than `ON CONFLICT`, whose speculative insertion costs
+/// more per row: the writers of an inverter hold its lock, so no other transaction can insert
+/// the same key meanwhile, and this statement's snapshot, taken after the lock, sees every row
+/// committed before.
+pub(crate) const WRITE_START: &str = concat!(
+    "WITH t AS (SELECT s.inverter_id, u.time_zone, i.rated_power_w, s.last_sample_time, \
+     s.last_time, s.last_power_w, s.last_yield_day_wh, s.last_yield_total_wh, \
+     s.last_pending_total_wh FROM energy_state s JOIN inverters i ON i.id = s.inverter_id \
+     JOIN users u ON u.id = s.user_id WHERE s.user_id = $1 AND s.inverter_id = ANY($2) AND ",
+    same_tenant!("i"),
+    "), ins AS (INSERT INTO measurements (inverter_id, time, user_id, power_ac_w, voltage_ac_v, \
+     current_ac_a, frequency_hz, power_factor, power_dc_w, temperature_c, yield_day_wh, \
+     yield_total_wh, reachable, producing, source, received_at) \
      SELECT u.inverter_id, u.time, $1, u.power_ac_w, u.voltage_ac_v, u.current_ac_a, \
      u.frequency_hz, u.power_factor, u.power_dc_w, u.temperature_c, u.yield_day_wh, \
      u.yield_total_wh, u.reachable, u.producing, u.source, u.received_at \
-     FROM UNNEST($3::bigint[], $4::timestamptz[], $5::float8[], $6::float8[], $7::float8[], \
-     $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::float8[], $13::float8[], \
-     $14::bool[], $15::bool[], $16::text[], $2::timestamptz[]) AS u(inverter_id, time, \
+     FROM UNNEST($4::bigint[], $5::timestamptz[], $6::float8[], $7::float8[], $8::float8[], \
+     $9::float8[], $10::float8[], $11::float8[], $12::float8[], $13::float8[], $14::float8[], \
+     $15::bool[], $16::bool[], $17::text[], $3::timestamptz[]) AS u(inverter_id, time, \
      power_ac_w, voltage_ac_v, current_ac_a, frequency_hz, power_factor, power_dc_w, \
      temperature_c, yield_day_wh, yield_total_wh, reachable, producing, source, received_at) \
-     WHERE NOT EXISTS (SELECT 1 FROM measurements m WHERE m.inverter_id = u.inverter_id \
-     AND m.time = u.time) RETURNING inverter_id, time";
-
-/// The `daily_energy` rows of several inverters, each in its span of days `$3[i]..=$4[i]`,
-/// then the bucket energies of several inverters, each in its span of 5-minute buckets
-/// `$6[i]..=$7[i]`: one round trip for both reads of a batch. A day row has `bucket` NULL, a
-/// bucket row has it set (and only `inverter_id` and `energy_wh` besides).
-pub(crate) const STORED_ENERGY_IN: &str = "SELECT d.inverter_id, d.day, d.energy_wh, \
-     d.peak_power_w, d.samples, d.state_last_time, d.state_power_w, d.state_yield_day_wh, \
-     d.state_yield_total_wh, d.state_pending_total_wh, NULL::timestamptz AS bucket \
-     FROM UNNEST($2::bigint[], $3::date[], $4::date[]) AS r(inverter_id, first_day, last_day) \
+     WHERE u.inverter_id = ANY(ARRAY(SELECT inverter_id FROM t)) AND NOT EXISTS (SELECT 1 \
+     FROM measurements m WHERE m.inverter_id = u.inverter_id AND m.time = u.time) \
+     RETURNING inverter_id, time) \
+     SELECT 0 AS kind, inverter_id, time_zone, rated_power_w, last_sample_time, \
+     last_time, last_power_w, last_yield_day_wh, last_yield_total_wh, last_pending_total_wh, \
+     NULL::date AS day, NULL::float8 AS energy_wh, NULL::float8 AS peak_power_w, \
+     NULL::bigint AS samples, NULL::timestamptz AS state_last_time, \
+     NULL::float8 AS state_power_w, NULL::float8 AS state_yield_day_wh, \
+     NULL::float8 AS state_yield_total_wh, NULL::float8 AS state_pending_total_wh, \
+     NULL::timestamptz AS time FROM t \
+     UNION ALL SELECT 1, inverter_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+     NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, time FROM ins \
+     UNION ALL SELECT 2, d.inverter_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, d.day, \
+     d.energy_wh, d.peak_power_w, d.samples, d.state_last_time, d.state_power_w, \
+     d.state_yield_day_wh, d.state_yield_total_wh, d.state_pending_total_wh, NULL \
+     FROM UNNEST($18::bigint[], $19::date[], $20::date[]) AS r(inverter_id, first_day, last_day) \
      JOIN daily_energy d ON d.inverter_id = r.inverter_id AND d.day >= r.first_day \
      AND d.day <= r.last_day WHERE d.user_id = $1 \
-     UNION ALL SELECT b.inverter_id, NULL, b.energy_wh, NULL, NULL, NULL, NULL, NULL, NULL, \
-     NULL, b.bucket FROM UNNEST($5::bigint[], $6::timestamptz[], $7::timestamptz[]) \
+     UNION ALL SELECT 3, b.inverter_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+     b.energy_wh, NULL, NULL, NULL, NULL, NULL, NULL, NULL, b.bucket \
+     FROM UNNEST($21::bigint[], $22::timestamptz[], $23::timestamptz[]) \
      AS r(inverter_id, first_bucket, last_bucket) \
      JOIN rollup_5m b ON b.inverter_id = r.inverter_id AND b.bucket >= r.first_bucket \
-     AND b.bucket <= r.last_bucket WHERE b.user_id = $1";
+     AND b.bucket <= r.last_bucket WHERE b.user_id = $1"
+);
 
 /// The rest of a batch after its reads, in one statement (one round trip instead of seven):
 /// each part is a data-modifying `WITH` query over `UNNEST` of column arrays (an empty array
@@ -129,7 +160,7 @@ pub(crate) const STORED_ENERGY_IN: &str = "SELECT d.inverter_id, d.day, d.energy
 /// policies as separate statements.
 ///
 /// - DC rows of the stored readings (`$2`–`$11`, keys unique), skipping stored keys as
-///   [`INSERT_MEASUREMENTS`] does (a DC row that outlived its AC row, e.g. TimescaleDB dropping
+///   [`WRITE_START`] does (a DC row that outlived its AC row, e.g. TimescaleDB dropping
 ///   the chunks of the two tables at different times);
 /// - `daily_energy` rows (`$12` `updated_at`, `$13`–`$22`, keys unique);
 /// - the energy state of every target (`$23`–`$29`);

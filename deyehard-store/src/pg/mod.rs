@@ -105,25 +105,31 @@ impl PgStore {
     /// A transaction as `deyehard_app` for `access`, opened in one round trip: `BEGIN` and the
     /// settings go out as one simple-protocol message.
     async fn begin(&self, access: Access<'_>) -> StoreResult<Transaction<'static, Db>> {
-        self.begin_with_settings(access, "").await
+        self.begin_with_settings(access, "", "").await
     }
 
     /// Like [`Self::begin`], with `extra` (`, set_config(…)` calls, fixed text) in the same
-    /// message.
+    /// message, then the statement `then` if it is not empty (sent as it is, so built by this
+    /// crate from its own values, as [`dialect::lock_targets`] is).
     async fn begin_with_settings(
         &self,
         access: Access<'_>,
         extra: &'static str,
+        then: &str,
     ) -> StoreResult<Transaction<'static, Db>> {
-        // Safe to format: the tenant is an integer (or empty), the flag a fixed word and
-        // `extra` a constant.
-        let statement = format!(
+        // Safe to format: the tenant is an integer (or empty), the flag a fixed word, `extra`
+        // a constant and `then` this crate's own text.
+        let mut statement = format!(
             "BEGIN; SELECT set_config('role', 'deyehard_app', true), \
              set_config('app.current_user_id', '{}', true), \
              set_config('app.cross_tenant', '{}', true){extra}",
             access.tenant_setting(),
             access.cross_tenant_setting()
         );
+        if !then.is_empty() {
+            statement.push_str("; ");
+            statement.push_str(then);
+        }
         // A pooled connection the server closed since its last use (every one of them, after
         // a restart) fails here, before anything was done; the pool drops it, so each retry
         // takes another one, until a live or new connection answers.

@@ -1,10 +1,11 @@
-//! `write_readings` on PostgreSQL: one transaction of six round trips whatever the batch size
-//! (`BEGIN` with the settings; the targets, locked; the AC rows; the stored days and bucket
-//! energies; everything else in one statement; `COMMIT`), each statement an
-//! `INSERT … SELECT FROM UNNEST($arrays)` or a join of such arrays to the tables by primary key.
-//! Only an inverter with items older than its stored samples costs more (its days are recomputed
-//! on their own). The energy-state rows of the batch's inverters are locked first, so concurrent
-//! writers of one inverter serialize.
+//! `write_readings` on PostgreSQL: one transaction of four round trips whatever the batch size:
+//! `BEGIN` with the settings and the lock of the batch's targets ([`dialect::lock_targets`]);
+//! the reads and the AC rows ([`dialect::WRITE_START`]); everything else ([`dialect::WRITE_REST`]);
+//! `COMMIT`. Each statement is an `INSERT … SELECT FROM UNNEST($arrays)` or a join of such arrays
+//! to the tables by primary key. Only an inverter with items older than its stored samples costs
+//! more (its days are recomputed on their own). The batch's inverters are locked first, so
+//! concurrent writers of one inverter serialize, and the later statements' snapshots see all
+//! that earlier writers of these inverters committed.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -17,8 +18,8 @@ use sqlx::{FromRow, Row, Transaction};
 
 use super::{Db, PgStore, dialect};
 use crate::common::energy::{
-    BucketSpan, DaySpan, DayWrite, Fold, InverterDayRow, Target, TargetRow, bucket_energies,
-    day_writes,
+    DayWrite, Fold, InverterDayRow, StoredEnergy, Target, TargetRow, bucket_energies, day_writes,
+    stored_spans,
 };
 use crate::common::write::{self as shared, Item, RollupRow, WriteInput, finite};
 use crate::common::{Access, uid};
@@ -50,10 +51,12 @@ impl ReadingWriter for PgStore {
         received_at: DateTime<Utc>,
     ) -> StoreResult<Vec<WriteOutcome>> {
         let inputs = shared::inputs(batch, Ts::new(received_at));
+        let user = uid(scope);
+        let lock = dialect::lock_targets(user, &shared::inverter_ids(&inputs));
         let mut tx = self
-            .begin_with_settings(Access::Tenant(scope), INDEX_LOOKUPS_ONLY)
+            .begin_with_settings(Access::Tenant(scope), INDEX_LOOKUPS_ONLY, &lock)
             .await?;
-        let outcomes = Self::write_readings_in(&mut tx, uid(scope), &inputs).await?;
+        let outcomes = Self::write_locked(&mut tx, user, &inputs).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -67,51 +70,28 @@ impl PgStore {
         user: i64,
         batch: &[WriteInput<'_>],
     ) -> StoreResult<Vec<WriteOutcome>> {
-        let targets: Vec<TargetRow> = sqlx::query_as(dialect::WRITE_TARGETS)
-            .bind(user)
-            .bind(shared::inverter_ids(batch))
-            .fetch_all(&mut **tx)
+        let lock = dialect::lock_targets(user, &shared::inverter_ids(batch));
+        sqlx::raw_sql(sqlx::AssertSqlSafe(lock))
+            .execute(&mut **tx)
             .await?;
-        let owned: HashSet<i64> = targets.iter().map(|t| t.inverter_id).collect();
+        Self::write_locked(tx, user, batch).await
+    }
+
+    /// [`Self::write_readings_in`] once the batch's targets are locked
+    /// ([`dialect::lock_targets`]).
+    async fn write_locked(
+        tx: &mut Transaction<'static, Db>,
+        user: i64,
+        batch: &[WriteInput<'_>],
+    ) -> StoreResult<Vec<WriteOutcome>> {
+        let start = write_start(tx, user, batch).await?;
+        let owned: HashSet<i64> = start.targets.iter().map(|t| t.inverter_id).collect();
         let (mut outcomes, items) = shared::prepare(batch, &owned);
-        let inserted = insert_measurements(tx, user, &items).await?;
-        let stored = shared::mark_stored(&mut outcomes, &items, &inserted);
-        let upkeep = Self::upkeep_energy(tx, user, targets, &stored).await?;
+        let stored = shared::mark_stored(&mut outcomes, &items, &start.inserted);
+        let upkeep = Self::upkeep_energy(tx, user, start.targets, &stored, start.energy).await?;
         let seen = shared::seen_times(batch, &owned);
         write_rest(tx, user, &stored, &upkeep.folds, &upkeep.states, &seen).await?;
         Ok(outcomes)
-    }
-
-    /// The stored days of each day span and the stored bucket energies of each bucket span, in
-    /// one statement ([`dialect::STORED_ENERGY_IN`]).
-    async fn stored_energy_in(
-        tx: &mut Transaction<'static, Db>,
-        user: i64,
-        days: &[DaySpan],
-        buckets: &[BucketSpan],
-    ) -> StoreResult<(Vec<InverterDayRow>, Vec<(i64, Ts, f64)>)> {
-        let rows = sqlx::query(dialect::STORED_ENERGY_IN)
-            .bind(user)
-            .bind(days.iter().map(|s| s.inverter).collect::<Vec<i64>>())
-            .bind(days.iter().map(|s| s.first).collect::<Vec<NaiveDate>>())
-            .bind(days.iter().map(|s| s.last).collect::<Vec<NaiveDate>>())
-            .bind(buckets.iter().map(|s| s.inverter).collect::<Vec<i64>>())
-            .bind(buckets.iter().map(|s| s.first).collect::<Vec<Ts>>())
-            .bind(buckets.iter().map(|s| s.last).collect::<Vec<Ts>>())
-            .fetch_all(&mut **tx)
-            .await?;
-        let (mut day_rows, mut bucket_rows) = (Vec::new(), Vec::new());
-        for row in rows {
-            match row.try_get::<Option<Ts>, _>("bucket")? {
-                None => day_rows.push(InverterDayRow::from_row(&row)?),
-                Some(bucket) => bucket_rows.push((
-                    row.try_get("inverter_id")?,
-                    bucket,
-                    row.try_get("energy_wh")?,
-                )),
-            }
-        }
-        Ok((day_rows, bucket_rows))
     }
 
     /// Writes the days and bucket energies the folds touched (one fold per inverter), in one
@@ -128,20 +108,35 @@ impl PgStore {
 
 crate::common::upkeep::impl_energy_upkeep!(PgStore);
 
-/// The AC rows as column arrays; returns the (inverter, time) keys actually inserted.
-async fn insert_measurements(
+/// What [`write_start`] read and inserted.
+struct Start {
+    /// The batch's inverters that belong to the tenant, with their energy bookkeeping.
+    targets: Vec<TargetRow>,
+    /// The (inverter, time) keys of the AC rows inserted.
+    inserted: HashSet<(i64, Ts)>,
+    /// The stored rows the items may continue.
+    energy: StoredEnergy,
+}
+
+/// Reads the targets, inserts the AC rows of the targets' items and reads the stored energy
+/// they may continue, in one statement ([`dialect::WRITE_START`]). The items of inverters
+/// outside the tenant are sent too (the statement keeps the targets' only), so that all of it
+/// takes one round trip.
+async fn write_start(
     tx: &mut Transaction<'static, Db>,
     user: i64,
-    items: &[Item<'_>],
-) -> StoreResult<HashSet<(i64, Ts)>> {
-    if items.is_empty() {
-        return Ok(HashSet::new());
-    }
+    batch: &[WriteInput<'_>],
+) -> StoreResult<Start> {
+    let ids = shared::inverter_ids(batch);
+    let (_, items) = shared::prepare(batch, &ids.iter().copied().collect());
+    let (day_spans, bucket_spans) = stored_spans(&items);
     let column = |f: fn(&Reading) -> Option<f64>| -> Vec<Option<f64>> {
         items.iter().map(|i| finite(f(i.reading))).collect()
     };
-    let keys: Vec<(i64, Ts)> = sqlx::query_as(dialect::INSERT_MEASUREMENTS)
+    let rows = sqlx::query(dialect::WRITE_START)
         .bind(user)
+        .bind(ids)
+        // AC rows: $3–$17
         .bind(items.iter().map(|i| i.received_at).collect::<Vec<Ts>>())
         .bind(items.iter().map(|i| i.inverter).collect::<Vec<i64>>())
         .bind(items.iter().map(|i| i.time).collect::<Vec<Ts>>())
@@ -172,9 +167,47 @@ async fn insert_measurements(
                 .map(|i| i.reading.source.as_str())
                 .collect::<Vec<&str>>(),
         )
+        // day spans: $18–$20, bucket spans: $21–$23
+        .bind(day_spans.iter().map(|s| s.inverter).collect::<Vec<i64>>())
+        .bind(
+            day_spans
+                .iter()
+                .map(|s| s.first)
+                .collect::<Vec<NaiveDate>>(),
+        )
+        .bind(day_spans.iter().map(|s| s.last).collect::<Vec<NaiveDate>>())
+        .bind(
+            bucket_spans
+                .iter()
+                .map(|s| s.inverter)
+                .collect::<Vec<i64>>(),
+        )
+        .bind(bucket_spans.iter().map(|s| s.first).collect::<Vec<Ts>>())
+        .bind(bucket_spans.iter().map(|s| s.last).collect::<Vec<Ts>>())
         .fetch_all(&mut **tx)
         .await?;
-    Ok(keys.into_iter().collect())
+    let mut start = Start {
+        targets: Vec::new(),
+        inserted: HashSet::with_capacity(items.len()),
+        energy: StoredEnergy::default(),
+    };
+    for row in rows {
+        match row.try_get::<i32, _>("kind")? {
+            0 => start.targets.push(TargetRow::from_row(&row)?),
+            1 => {
+                start
+                    .inserted
+                    .insert((row.try_get("inverter_id")?, row.try_get("time")?));
+            }
+            2 => start.energy.days.push(InverterDayRow::from_row(&row)?),
+            _ => start.energy.buckets.push((
+                row.try_get("inverter_id")?,
+                row.try_get("time")?,
+                row.try_get("energy_wh")?,
+            )),
+        }
+    }
+    Ok(start)
 }
 
 /// The channels of a reading, each once (its first row): a reading holds a handful of channels.
@@ -337,8 +370,9 @@ mod tests {
     use crate::model::StoreOptions;
     use crate::pg::TestDatabase;
 
-    /// The generic plan of `sql` (its `$1` the tenant, the other parameters NULL) in a write
-    /// transaction of `scope` (the settings of [`ReadingWriter::write_readings`]).
+    /// The generic plan of `sql` (its `$1` the tenant, the other parameters NULL; or its only
+    /// plan if it has none) in a write transaction of `scope` (the settings of
+    /// [`ReadingWriter::write_readings`]).
     async fn generic_plan(store: &PgStore, scope: &TenantScope, sql: &str) -> String {
         let params = (1..100)
             .take_while(|n| sql.contains(&format!("${n}")))
@@ -352,18 +386,22 @@ mod tests {
             .collect::<Vec<_>>()
             .join(", ");
         let mut tx = store
-            .begin_with_settings(Access::Tenant(scope), INDEX_LOOKUPS_ONLY)
+            .begin_with_settings(Access::Tenant(scope), INDEX_LOOKUPS_ONLY, "")
             .await
             .expect("begin");
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PREPARE w AS {sql}")))
             .execute(&mut *tx)
             .await
             .expect("prepare");
-        let lines: Vec<String> =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN EXECUTE w({params})")))
-                .fetch_all(&mut *tx)
-                .await
-                .expect("explain");
+        let execute = if params.is_empty() {
+            "EXPLAIN EXECUTE w".to_owned()
+        } else {
+            format!("EXPLAIN EXECUTE w({params})")
+        };
+        let lines: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(execute))
+            .fetch_all(&mut *tx)
+            .await
+            .expect("explain");
         // Not transactional: the pooled connection must not keep it.
         sqlx::raw_sql("DEALLOCATE w")
             .execute(&mut *tx)
@@ -374,8 +412,9 @@ mod tests {
     }
 
     /// On a database whose statistics were never gathered, with tenants of hundreds of
-    /// inverters, the write statements probe `inverters` by id instead of reading all of a
-    /// tenant's rows through `inverters_user_idx` (see `dialect::same_tenant!`).
+    /// inverters, the write statements (the lock among them, planned with its values) probe
+    /// `inverters` by id instead of reading all of a tenant's rows through `inverters_user_idx`
+    /// (see `dialect::same_tenant!`).
     #[tokio::test]
     async fn write_plans_reach_inverters_by_id() {
         let db = TestDatabase::create("plan").await;
@@ -393,9 +432,11 @@ mod tests {
         .await
         .expect("provision");
         let scope = TenantScope::for_tests(UserId::new(1));
+        let lock = dialect::lock_targets(1, &[1, 4, 7]);
         let mut plans = Vec::new();
         for sql in [
-            dialect::WRITE_TARGETS,
+            lock.as_str(),
+            dialect::WRITE_START,
             dialect::WRITE_REST,
             dialect::TOUCH_MANY,
         ] {

@@ -13,8 +13,8 @@ use sqlx::{AssertSqlSafe, Encode, FromRow, Transaction, Type};
 use super::dialect::{self, MultiRow};
 use super::{Db, SqliteStore};
 use crate::common::energy::{
-    BucketSpan, DaySpan, DayWrite, Fold, InverterDayRow, Span, Target, TargetRow, bucket_energies,
-    day_writes,
+    DayWrite, Fold, Span, StoredEnergy, Target, TargetRow, bucket_energies, day_writes,
+    stored_spans,
 };
 use crate::common::write::{self as shared, BucketEnergies, Deltas, Item, WriteInput, finite};
 use crate::common::{Access, uid};
@@ -55,7 +55,8 @@ impl SqliteStore {
         let inserted = insert_measurements(tx, user, &items).await?;
         let stored = shared::mark_stored(&mut outcomes, &items, &inserted);
         insert_dc(tx, user, &stored).await?;
-        let upkeep = Self::upkeep_energy(tx, user, targets, &stored).await?;
+        let energy = Self::stored_energy_in(tx, user, &stored).await?;
+        let upkeep = Self::upkeep_energy(tx, user, targets, &stored, energy).await?;
         Self::upsert_days(tx, user, &day_writes(&upkeep.folds), Ts::now()).await?;
         Self::update_states(tx, user, &upkeep.states).await?;
         let (five, hour) = shared::power_deltas(&stored);
@@ -72,17 +73,18 @@ impl SqliteStore {
         Ok(outcomes)
     }
 
-    /// The stored days of each day span and the stored bucket energies of each bucket span.
+    /// The stored days and bucket energies that the stored items may continue
+    /// ([`stored_spans`]).
     async fn stored_energy_in(
         tx: &mut Transaction<'static, Db>,
         user: i64,
-        days: &[DaySpan],
-        buckets: &[BucketSpan],
-    ) -> StoreResult<(Vec<InverterDayRow>, Vec<(i64, Ts, f64)>)> {
-        Ok((
-            rows_in_spans(tx, &dialect::DAY_ROWS_IN, user, days).await?,
-            rows_in_spans(tx, &dialect::BUCKET_ENERGIES_IN, user, buckets).await?,
-        ))
+        stored: &[Item<'_>],
+    ) -> StoreResult<StoredEnergy> {
+        let (days, buckets) = stored_spans(stored);
+        Ok(StoredEnergy {
+            days: rows_in_spans(tx, &dialect::DAY_ROWS_IN, user, &days).await?,
+            buckets: rows_in_spans(tx, &dialect::BUCKET_ENERGIES_IN, user, &buckets).await?,
+        })
     }
 
     /// Writes the days and bucket energies the folds touched (one fold per inverter).
