@@ -32,8 +32,8 @@ use crate::rows::DailyEnergyRow;
 use crate::series::STEP_5M_MS;
 use crate::ts::Ts;
 
-/// What a write needs to know about one of the scope's inverters (selected, and on PostgreSQL
-/// locked, by each dialect's `WRITE_TARGET(S)`).
+/// What a write needs to know about one of the scope's inverters (selected by SQLite's
+/// `WRITE_TARGETS`, and on PostgreSQL by `WRITE_START` once `lock_targets` locked them).
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct TargetRow {
     pub(crate) inverter_id: i64,

@@ -70,14 +70,14 @@ pub(crate) const SERIES_DC: &str = concat!(
      AND d.power_w IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"
 );
 
-/// Locks the write targets of a batch: the `energy_state` rows of the tenant `user` among the
-/// inverters `ids`, and their `inverters` rows (`same_tenant!`: reached by id only), in id order,
-/// each inverter row before its energy state (the order a deletion takes them in). Concurrent
-/// writers of one inverter serialize here, before touching any other row (no deadlocks). The
-/// inverter row's lock is the one the batch's `last_seen_at` update takes anyway; until the
-/// commit it makes a deletion of the inverter, or its move to another owner, wait, so neither
-/// can miss the batch's rows (migration 0004: `measurements` and `dc_measurements` have no
-/// per-row foreign key).
+/// Locks the write targets of a batch: the `inverters` rows of the tenant `user` among `ids`
+/// (`same_tenant!`: reached by id only), in id order. Concurrent writers of one inverter
+/// serialize here, before touching any other row (no deadlocks); its `energy_state` row needs no
+/// lock of its own, as every transaction that changes it holds this one (writers), or a stronger
+/// one on the inverter row (a deletion, a move to another owner). The lock is the one the
+/// batch's `last_seen_at` update takes anyway; until the commit it makes a deletion of the
+/// inverter, or its move to another owner, wait, so neither can miss the batch's rows
+/// (migration 0004: `measurements` and `dc_measurements` have no per-row foreign key).
 ///
 /// A statement of its own, taken before the batch's reads, whose snapshots therefore see every
 /// write committed by earlier writers of these inverters. Its text holds the values (integers
@@ -88,11 +88,9 @@ pub(crate) const SERIES_DC: &str = concat!(
 pub(crate) fn lock_targets(user: i64, ids: &[i64]) -> String {
     let ids = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
     format!(
-        "SELECT count(*) FROM (SELECT FROM energy_state s JOIN inverters i \
-         ON i.id = s.inverter_id WHERE s.user_id = {user} \
-         AND s.inverter_id = ANY('{{{ids}}}'::bigint[]) \
-         AND i.user_id IS NOT DISTINCT FROM {user} \
-         ORDER BY s.inverter_id FOR NO KEY UPDATE OF i FOR UPDATE OF s) AS locked"
+        "SELECT count(*) FROM (SELECT FROM inverters i \
+         WHERE i.id = ANY('{{{ids}}}'::bigint[]) AND i.user_id IS NOT DISTINCT FROM {user} \
+         ORDER BY i.id FOR NO KEY UPDATE) AS locked"
     )
 }
 
