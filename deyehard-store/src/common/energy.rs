@@ -431,6 +431,7 @@ mod tests {
     use deyehard_core::{Reading, Source};
 
     use super::*;
+    use crate::common::write::test_items;
 
     fn reading(minute: i64, total: f64) -> Reading {
         let start = DateTime::from_timestamp(1_750_000_000, 0).unwrap_or_default();
@@ -441,19 +442,7 @@ mod tests {
     }
 
     fn samples(readings: &[Reading]) -> Vec<EnergySample> {
-        readings
-            .iter()
-            .enumerate()
-            .map(|(index, r)| {
-                sample(&Item {
-                    index,
-                    inverter: 1,
-                    time: Ts::new(r.time),
-                    reading: r,
-                    received_at: Ts::new(r.time),
-                })
-            })
-            .collect()
+        test_items(readings, |_| 1).iter().map(sample).collect()
     }
 
     #[test]
@@ -513,17 +502,7 @@ mod tests {
             .map(|t| Reading::new(*t, Source::Opendtu))
             .collect();
         assert_eq!(readings.len(), 3);
-        let items: Vec<Item<'_>> = readings
-            .iter()
-            .enumerate()
-            .map(|(index, r)| Item {
-                index,
-                inverter: 7 + (index as i64 % 2),
-                time: Ts::new(r.time),
-                reading: r,
-                received_at: Ts::new(r.time),
-            })
-            .collect();
+        let items = test_items(&readings, |index| 7 + (index as i64 % 2));
         let (days, buckets) = stored_spans(&items);
         assert_eq!(days.len(), 2);
         assert_eq!(buckets.len(), 2);

@@ -215,6 +215,23 @@ pub(crate) fn by_inverter<'a>(stored: &[Item<'a>]) -> HashMap<i64, Vec<Item<'a>>
     groups
 }
 
+/// The items of `readings` in order, each of the inverter `inverter(position)` and received
+/// at its own time (for tests).
+#[cfg(test)]
+pub(crate) fn test_items(readings: &[Reading], inverter: impl Fn(usize) -> i64) -> Vec<Item<'_>> {
+    readings
+        .iter()
+        .enumerate()
+        .map(|(index, reading)| Item {
+            index,
+            inverter: inverter(index),
+            time: Ts::new(reading.time),
+            reading,
+            received_at: Ts::new(reading.time),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{DateTime, Utc};
@@ -295,17 +312,7 @@ mod tests {
             reading(300_000, Some(f64::NAN), true),
             reading(360_000, Some(50.0), true),
         ];
-        let items: Vec<Item<'_>> = readings
-            .iter()
-            .enumerate()
-            .map(|(index, r)| Item {
-                index,
-                inverter: 7,
-                time: Ts::new(r.time),
-                reading: r,
-                received_at: Ts::new(r.time),
-            })
-            .collect();
+        let items = test_items(&readings, |_| 7);
         let (five, hour) = power_deltas(&items);
         assert_eq!(five.len(), 2);
         let first = five.values().next().copied().unwrap_or_default();

@@ -18,8 +18,8 @@ use sqlx::{FromRow, Row, Transaction};
 
 use super::{Db, PgStore, dialect};
 use crate::common::energy::{
-    DayWrite, Fold, InverterDayRow, StoredEnergy, Target, TargetRow, bucket_energies, day_writes,
-    stored_spans,
+    DayWrite, Fold, InverterDayRow, Span, StoredEnergy, Target, TargetRow, bucket_energies,
+    day_writes, stored_spans,
 };
 use crate::common::write::{self as shared, Item, RollupRow, WriteInput, finite};
 use crate::common::{Access, uid};
@@ -133,7 +133,7 @@ async fn write_start(
     let column = |f: fn(&Reading) -> Option<f64>| -> Vec<Option<f64>> {
         items.iter().map(|i| finite(f(i.reading))).collect()
     };
-    let rows = sqlx::query(dialect::WRITE_START)
+    let query = sqlx::query(dialect::WRITE_START)
         .bind(user)
         .bind(ids)
         // AC rows: $3–$17
@@ -166,24 +166,9 @@ async fn write_start(
                 .iter()
                 .map(|i| i.reading.source.as_str())
                 .collect::<Vec<&str>>(),
-        )
-        // day spans: $18–$20, bucket spans: $21–$23
-        .bind(day_spans.iter().map(|s| s.inverter).collect::<Vec<i64>>())
-        .bind(
-            day_spans
-                .iter()
-                .map(|s| s.first)
-                .collect::<Vec<NaiveDate>>(),
-        )
-        .bind(day_spans.iter().map(|s| s.last).collect::<Vec<NaiveDate>>())
-        .bind(
-            bucket_spans
-                .iter()
-                .map(|s| s.inverter)
-                .collect::<Vec<i64>>(),
-        )
-        .bind(bucket_spans.iter().map(|s| s.first).collect::<Vec<Ts>>())
-        .bind(bucket_spans.iter().map(|s| s.last).collect::<Vec<Ts>>())
+        );
+    // day spans: $18–$20, bucket spans: $21–$23
+    let rows = bind_spans(bind_spans(query, &day_spans), &bucket_spans)
         .fetch_all(&mut **tx)
         .await?;
     let mut start = Start {
@@ -208,6 +193,21 @@ async fn write_start(
         }
     }
     Ok(start)
+}
+
+/// Binds the inverters, first keys and last keys of spans (three arrays).
+fn bind_spans<'q, K>(
+    query: Query<'q, Db, PgArguments>,
+    spans: &[Span<K>],
+) -> Query<'q, Db, PgArguments>
+where
+    K: Copy,
+    Vec<K>: for<'e> sqlx::Encode<'e, Db> + sqlx::Type<Db> + Send + 'q,
+{
+    query
+        .bind(spans.iter().map(|s| s.inverter).collect::<Vec<i64>>())
+        .bind(spans.iter().map(|s| s.first).collect::<Vec<K>>())
+        .bind(spans.iter().map(|s| s.last).collect::<Vec<K>>())
 }
 
 /// The channels of a reading, each once (its first row): a reading holds a handful of channels.
