@@ -104,11 +104,10 @@ pub(crate) fn lock_targets(user: i64, ids: &[i64]) -> String {
 ///
 /// The AC rows (`$3`–`$17`, keys unique) are inserted for the targets only (their ids gathered
 /// once into an array: as a join, the `UNNEST` of the rows was read again for every target). A
-/// key already
-/// stored is skipped by `NOT EXISTS` rather than `ON CONFLICT`, whose speculative insertion costs
-/// more per row: the writers of an inverter hold its lock, so no other transaction can insert
-/// the same key meanwhile, and this statement's snapshot, taken after the lock, sees every row
-/// committed before.
+/// key already stored is skipped by `NOT EXISTS` rather than `ON CONFLICT`, whose speculative
+/// insertion costs more per row: the writers of an inverter hold its lock, so no other
+/// transaction can insert the same key meanwhile, and this statement's snapshot, taken after
+/// the lock, sees every row committed before.
 pub(crate) const WRITE_START: &str = concat!(
     "WITH t AS (SELECT s.inverter_id, u.time_zone, i.rated_power_w, s.last_sample_time, \
      s.last_time, s.last_power_w, s.last_yield_day_wh, s.last_yield_total_wh, \
