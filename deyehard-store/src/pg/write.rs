@@ -52,11 +52,12 @@ impl ReadingWriter for PgStore {
     ) -> StoreResult<Vec<WriteOutcome>> {
         let inputs = shared::inputs(batch, Ts::new(received_at));
         let user = uid(scope);
-        let lock = dialect::lock_targets(user, &shared::inverter_ids(&inputs));
+        let ids = shared::inverter_ids(&inputs);
+        let lock = dialect::lock_targets(user, &ids);
         let mut tx = self
             .begin_with_settings(Access::Tenant(scope), INDEX_LOOKUPS_ONLY, &lock)
             .await?;
-        let outcomes = Self::write_locked(&mut tx, user, &inputs).await?;
+        let outcomes = Self::write_locked(&mut tx, user, &inputs, ids).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -70,21 +71,22 @@ impl PgStore {
         user: i64,
         batch: &[WriteInput<'_>],
     ) -> StoreResult<Vec<WriteOutcome>> {
-        let lock = dialect::lock_targets(user, &shared::inverter_ids(batch));
-        sqlx::raw_sql(sqlx::AssertSqlSafe(lock))
+        let ids = shared::inverter_ids(batch);
+        sqlx::raw_sql(sqlx::AssertSqlSafe(dialect::lock_targets(user, &ids)))
             .execute(&mut **tx)
             .await?;
-        Self::write_locked(tx, user, batch).await
+        Self::write_locked(tx, user, batch, ids).await
     }
 
-    /// [`Self::write_readings_in`] once the batch's targets are locked
-    /// ([`dialect::lock_targets`]).
+    /// [`Self::write_readings_in`] once the batch's targets, among its inverters `ids`
+    /// ([`shared::inverter_ids`]), are locked ([`dialect::lock_targets`]).
     async fn write_locked(
         tx: &mut Transaction<'static, Db>,
         user: i64,
         batch: &[WriteInput<'_>],
+        ids: Vec<i64>,
     ) -> StoreResult<Vec<WriteOutcome>> {
-        let start = write_start(tx, user, batch).await?;
+        let start = write_start(tx, user, batch, ids).await?;
         let owned: HashSet<i64> = start.targets.iter().map(|t| t.inverter_id).collect();
         let (mut outcomes, items) = shared::prepare(batch, &owned);
         let stored = shared::mark_stored(&mut outcomes, &items, &start.inserted);
@@ -118,16 +120,17 @@ struct Start {
     energy: StoredEnergy,
 }
 
-/// Reads the targets, inserts the AC rows of the targets' items and reads the stored energy
-/// they may continue, in one statement ([`dialect::WRITE_START`]). The items of inverters
-/// outside the tenant are sent too (the statement keeps the targets' only), so that all of it
-/// takes one round trip.
+/// Reads the targets among the batch's inverters `ids`, inserts the AC rows of the targets'
+/// items and reads the stored energy they may continue, in one statement
+/// ([`dialect::WRITE_START`]). The items of inverters outside the tenant are sent too (the
+/// statement keeps the targets' only, and the caller sorts the outcomes once it knows them), so
+/// that all of it takes one round trip.
 async fn write_start(
     tx: &mut Transaction<'static, Db>,
     user: i64,
     batch: &[WriteInput<'_>],
+    ids: Vec<i64>,
 ) -> StoreResult<Start> {
-    let ids = shared::inverter_ids(batch);
     let (_, items) = shared::prepare(batch, &ids.iter().copied().collect());
     let (day_spans, bucket_spans) = stored_spans(&items);
     let column = |f: fn(&Reading) -> Option<f64>| -> Vec<Option<f64>> {
