@@ -15,8 +15,8 @@
 //!   all. If a batch of several pushes fails for another reason than an unreachable database,
 //!   each push is retried alone, so one bad push cannot fail its neighbours.
 //! - Concurrent writers of one tenant are safe: the store locks a batch's inverters first, in id
-//!   order (on SQLite the one writer connection does), so writes of one inverter serialize (and a reading that loses
-//!   the race is handled as a late one).
+//!   order (on SQLite the one writer connection serializes them), so writes of one inverter
+//!   serialize (and a reading that loses the race is handled as a late one).
 //! - The writer is a spawned task: a client that hangs up does not cancel a write that other
 //!   pushes wait for. When serving, the writers run on a [`WriterRuntime`] (a thread of their
 //!   own, with a connection pool of their own on PostgreSQL), so that each reply of the database
