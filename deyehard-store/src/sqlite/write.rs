@@ -6,8 +6,10 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
+use deyehard_core::energy::AccumulatorState;
 use deyehard_core::{DcReading, InverterId, Reading, TenantScope};
-use sqlx::sqlite::SqliteRow;
+use sqlx::query::Query;
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{AssertSqlSafe, Encode, FromRow, Transaction, Type};
 
 use super::dialect::{self, MultiRow};
@@ -108,20 +110,14 @@ impl SqliteStore {
             let sql = multi_row(&dialect::DAY_UPSERT, chunk.len());
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for d in chunk {
-                let end = &d.fold.end_state;
                 query = query
                     .bind(d.inverter)
                     .bind(d.day)
                     .bind(user)
                     .bind(d.fold.totals.energy_wh)
                     .bind(d.fold.totals.peak_power_w)
-                    .bind(d.fold.samples())
-                    .bind(end.last_time.map(Ts::new))
-                    .bind(end.last_power_w)
-                    .bind(end.last_yield_day_wh)
-                    .bind(end.last_yield_total_wh)
-                    .bind(end.pending_yield_total_wh)
-                    .bind(now);
+                    .bind(d.fold.samples());
+                query = bind_state(query, &d.fold.end_state).bind(now);
             }
             query.execute(&mut **tx).await?;
         }
@@ -162,15 +158,7 @@ impl SqliteStore {
             let sql = multi_row(&dialect::STATE_UPDATE, chunk.len());
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for t in chunk {
-                let state = &t.state;
-                query = query
-                    .bind(t.inverter)
-                    .bind(t.last_sample_time)
-                    .bind(state.last_time.map(Ts::new))
-                    .bind(state.last_power_w)
-                    .bind(state.last_yield_day_wh)
-                    .bind(state.last_yield_total_wh)
-                    .bind(state.pending_yield_total_wh);
+                query = bind_state(query.bind(t.inverter).bind(t.last_sample_time), &t.state);
             }
             query.bind(user).execute(&mut **tx).await?;
         }
@@ -179,6 +167,20 @@ impl SqliteStore {
 }
 
 crate::common::upkeep::impl_energy_upkeep!(SqliteStore);
+
+/// Binds the five columns of an energy state, in the order of the `daily_energy` and
+/// `energy_state` tables: last time, power, day yield, total yield and pending total.
+fn bind_state<'q>(
+    query: Query<'q, Db, SqliteArguments>,
+    state: &AccumulatorState,
+) -> Query<'q, Db, SqliteArguments> {
+    query
+        .bind(state.last_time.map(Ts::new))
+        .bind(state.last_power_w)
+        .bind(state.last_yield_day_wh)
+        .bind(state.last_yield_total_wh)
+        .bind(state.pending_yield_total_wh)
+}
 
 /// The rows of each span: `statement`'s row template takes a span's inverter, first and last
 /// key, its tail the tenant.
