@@ -224,10 +224,12 @@ crate::common::export::impl_export!(PgStore);
 crate::common::dashboard_reads::impl_dashboard!(PgStore, crate::common::dashboard_sql::pg_sql);
 crate::common::admin::impl_admin!(PgStore, "SET CONSTRAINTS ALL DEFERRED");
 
-/// A database of its own for a PostgreSQL unit test, on the server of `DEYEHARD_TEST_PG_URL`.
+/// A database of its own for a PostgreSQL unit test, on the server of `DEYEHARD_TEST_PG_URL`,
+/// dropped with the value (also when the test panics).
 #[cfg(test)]
 pub(crate) struct TestDatabase {
     admin: sqlx::PgConnection,
+    admin_url: String,
     /// Its name.
     pub(crate) name: String,
     /// Its URL.
@@ -254,7 +256,12 @@ impl TestDatabase {
             Some((root, _)) => format!("{root}/{name}"),
             None => panic!("DEYEHARD_TEST_PG_URL has no database: {admin_url}"),
         };
-        let mut database = Self { admin, name, url };
+        let mut database = Self {
+            admin,
+            admin_url,
+            name,
+            url,
+        };
         database.execute(&database.drop_statement()).await;
         database
             .execute(&format!("CREATE DATABASE {}", database.name))
@@ -273,11 +280,35 @@ impl TestDatabase {
             .await
             .unwrap_or_else(|err| panic!("{sql}: {err}"));
     }
+}
 
-    /// Drops the database.
-    pub(crate) async fn drop(mut self) {
+#[cfg(test)]
+impl Drop for TestDatabase {
+    /// Drops the database from a thread with a runtime of its own (there is no async drop, and
+    /// the test's runtime may be the one this blocks), on a connection of its own.
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
         let statement = self.drop_statement();
-        self.execute(&statement).await;
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|err| err.to_string())?;
+            runtime.block_on(async {
+                let mut admin = sqlx::PgConnection::connect(&admin_url)
+                    .await
+                    .map_err(|err| err.to_string())?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                    .execute(&mut admin)
+                    .await
+                    .map(drop)
+                    .map_err(|err| err.to_string())
+            })
+        })
+        .join();
+        if let Ok(Err(err)) = dropped {
+            eprintln!("could not drop {}: {err}", self.name);
+        }
     }
 }
 
@@ -328,6 +359,6 @@ mod tests {
             tx.commit().await.expect("commit");
         }
         store.close().await;
-        db.drop().await;
+        drop(db);
     }
 }

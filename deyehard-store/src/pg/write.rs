@@ -446,7 +446,7 @@ mod tests {
             plans.push(generic_plan(&store, &scope, sql).await);
         }
         store.pool.close().await;
-        db.drop().await;
+        drop(db);
         for plan in plans {
             assert!(plan.contains("inverters i"), "{plan}");
             assert!(!plan.contains("inverters_user_idx"), "{plan}");
