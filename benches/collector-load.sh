@@ -9,8 +9,13 @@
 # HEARTBEAT_INTERVAL (s, 30), REPLY_TIMEOUT (s, 5), CARGO_TARGET_DIR (default target),
 # BACKENDS ("sqlite", "postgres" or both, space-separated; default sqlite), PG_URL (a server
 # where this login may create databases, default postgres://postgres@127.0.0.1:5432/postgres;
-# needs psql).
-# Exit status: 0 when every run kept all loggers and lost no frame, 1 otherwise.
+# needs psql), CLAIMED (default 0; 1: before the runs, every logger is claimed by an inverter
+# of one user through `deyehard-server`'s CLI, so that each data frame takes the readings path
+# (decoded, written in a group commit with the energy upkeep) instead of the raw-frame path of
+# unclaimed loggers; once the collector stopped, the readings stored are counted with
+# `deyehard-server export` and must equal the data frames the harness sent).
+# Exit status: 0 when every run kept all loggers and lost no frame (and, with CLAIMED=1, every
+# data frame became a reading), 1 otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,19 +50,28 @@ fi
 
 echo "collector-load: building the release collector and the harness"
 cargo build --release -p deyehard-collector
+claimed="${CLAIMED:-0}"
+[ "$claimed" = 1 ] && cargo build --release -p deyehard-server
 cargo bench -p deyehard --bench collector_load --no-run
 collector="$target_dir/release/deyehard-collector"
+server="$target_dir/release/deyehard-server"
+email="collector-load@example.com"
+serial_base=3900000000
 
 work="$(mktemp -d)"
 collector_pid=""
 pg_db=""
-stop_collector() {
+env_args=()
+stop_process() {
   if [ -n "$collector_pid" ] && kill -0 "$collector_pid" 2>/dev/null; then
     kill -TERM "$collector_pid"
     wait "$collector_pid" && echo "collector-load: collector stopped (exit 0)" ||
       echo "collector-load: collector exit status $?"
   fi
   collector_pid=""
+}
+stop_collector() {
+  stop_process
   if [ -n "$pg_db" ]; then
     psql "$pg_url" -qAtc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null || true
     pg_db=""
@@ -75,8 +89,20 @@ start_collector() {
     database_url="${pg_url%/*}/$pg_db"
   fi
   port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
-  local env_args=(-u DATABASE_URL)
+  env_args=(-u DATABASE_URL)
   if [ -n "$database_url" ]; then env_args=(DATABASE_URL="$database_url"); fi
+  if [ "$claimed" = 1 ]; then
+    echo "collector-load: $backend: claiming $max_n loggers (1 user, 1 inverter each)"
+    env "${env_args[@]}" "$server" --data-dir "$work/data" user add --email "$email" \
+      --password "Load-Test-2026" --verified >/dev/null
+    # PostgreSQL takes the CLI processes in parallel; SQLite has one writer.
+    local jobs=1
+    [ "$backend" = postgres ] && jobs=4
+    seq "$serial_base" $((serial_base + max_n - 1)) |
+      xargs -P "$jobs" -I LOGGER env "${env_args[@]}" "$server" --data-dir "$work/data" \
+        inverter add --user "$email" --kind solarman --logger-serial LOGGER \
+        --name "Logger LOGGER" >/dev/null
+  fi
   env "${env_args[@]}" "$collector" --data-dir "$work/data" serve --listen "127.0.0.1:$port" \
     >"$work/collector-$backend.log" 2>&1 &
   collector_pid=$!
@@ -107,8 +133,19 @@ for backend in $backends; do
       --addr "127.0.0.1:$port" --pid "$collector_pid" --loggers "$n" \
       --duration "$duration" --ramp "$ramp" --data-interval "$data_interval" \
       --heartbeat-interval "$heartbeat_interval" --reply-timeout "$reply_timeout" \
-      | tee "$work/result-$backend-$n.txt" || status=1
+      --serial-base "$serial_base" | tee "$work/result-$backend-$n.txt" || status=1
   done
+  if [ "$claimed" = 1 ]; then
+    # A logger's reply follows the commit of its frame; stopping first leaves none in flight.
+    stop_process
+    sent="$(cat "$work"/result-"$backend"-*.txt | grep '^{' |
+      python3 -c 'import json, sys; print(sum(json.loads(l)["frames_sent_by_kind"]["data"] for l in sys.stdin))')"
+    stored="$(env "${env_args[@]}" "$server" --data-dir "$work/data" export --user "$email" \
+      --format json 2>/dev/null | wc -l)"
+    echo "collector-load: $backend: $sent data frames sent, $stored readings stored" |
+      tee "$work/stored-$backend.txt"
+    [ "$sent" = "$stored" ] || status=1
+  fi
   stop_collector
 done
 
@@ -119,6 +156,7 @@ for backend in $backends; do
     echo "== $backend, $n loggers"
     grep -v '^{' "$work/result-$backend-$n.txt" || true
   done
+  cat "$work/stored-$backend.txt" 2>/dev/null || true
 done
 echo
 for backend in $backends; do
